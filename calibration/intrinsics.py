@@ -46,9 +46,7 @@ class CameraIntrinsics:
         if not np.all(np.isfinite(K)):
             raise IntrinsicsError(f"K has non-finite entries: {K.tolist()}")
         if K[0, 0] <= 0 or K[1, 1] <= 0:
-            raise IntrinsicsError(
-                f"focal lengths must be positive, got fx={K[0, 0]}, fy={K[1, 1]}"
-            )
+            raise IntrinsicsError(f"focal lengths must be positive, got fx={K[0, 0]}, fy={K[1, 1]}")
         if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0.0:
             raise IntrinsicsError(f"K must be upper triangular with last row [0, 0, 1], got {K.tolist()}")
         for name, value in (("width", self.width), ("height", self.height)):
@@ -56,8 +54,7 @@ class CameraIntrinsics:
                 raise IntrinsicsError(f"{name} must be a positive integer, got {value!r}")
         if self.distortion_model not in DISTORTION_MODELS:
             raise IntrinsicsError(
-                f"unknown distortion_model '{self.distortion_model}', "
-                f"expected one of {sorted(DISTORTION_MODELS)}"
+                f"unknown distortion_model '{self.distortion_model}', expected one of {sorted(DISTORTION_MODELS)}"
             )
         if D.size not in DISTORTION_MODELS[self.distortion_model]:
             raise IntrinsicsError(

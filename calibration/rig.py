@@ -60,7 +60,8 @@ class Rig:
         if self.reference_sensor not in self.ids:
             raise RigConfigError(
                 f"reference_sensor '{self.reference_sensor}' is not a sensor id; ids: {list(self.ids)}",
-                source=self.source, field="rig.reference_sensor",
+                source=self.source,
+                field="rig.reference_sensor",
             )
 
     @property
@@ -112,10 +113,14 @@ class Rig:
 def rig_from_dict(data: Any, source: str = "") -> Rig:
     """Validate a parsed rig document (the YAML's top-level mapping) into a ``Rig``."""
     if not isinstance(data, Mapping):
-        raise RigConfigError(f"top level must be a mapping with 'rig' and 'sensors', got {type(data).__name__}", source=source)
+        raise RigConfigError(
+            f"top level must be a mapping with 'rig' and 'sensors', got {type(data).__name__}", source=source
+        )
     unknown = sorted(set(data) - {"rig", "sensors"})
     if unknown:
-        raise RigConfigError(f"unknown top-level key(s) {unknown}; allowed: ['rig', 'sensors']", source=source, field=unknown[0])
+        raise RigConfigError(
+            f"unknown top-level key(s) {unknown}; allowed: ['rig', 'sensors']", source=source, field=unknown[0]
+        )
     header = data.get("rig") or {}
     if not isinstance(header, Mapping):
         raise RigConfigError(f"expected a mapping, got {header!r}", source=source, field="rig")
@@ -158,14 +163,21 @@ def _check_unique(sensors: Iterable[Sensor], source: str) -> None:
     seen: dict[str, dict[str, str]] = {"id": {}, "topic": {}, "frame_id": {}}
     odometry = [s.id for s in sensors if s.modality is Modality.ODOMETRY]
     if len(odometry) > 1:
-        raise RigConfigError(f"at most one odometry sensor is allowed, got {odometry}", source=source, sensor=odometry[1], field="modality")
+        raise RigConfigError(
+            f"at most one odometry sensor is allowed, got {odometry}",
+            source=source,
+            sensor=odometry[1],
+            field="modality",
+        )
     for sensor in sensors:
         for field in ("id", "topic", "frame_id"):
             value = getattr(sensor, field)
             if value in seen[field]:
                 raise RigConfigError(
                     f"duplicate {field} '{value}' (also used by sensor '{seen[field][value]}')",
-                    source=source, sensor=sensor.id, field=field,
+                    source=source,
+                    sensor=sensor.id,
+                    field=field,
                 )
             seen[field][value] = sensor.id
         if sensor.modality is Modality.CAMERA and sensor.camera.info_topic in seen["topic"]:
@@ -193,25 +205,34 @@ def _sensor_to_dict(sensor: Sensor) -> dict[str, Any]:
     if isinstance(spec, CameraSpec):
         intr = spec.intrinsics
         out["intrinsics"] = {
-            "K": intr.K.tolist(), "width": intr.width, "height": intr.height,
-            "distortion_model": intr.distortion_model, "D": intr.D.tolist(),
+            "K": intr.K.tolist(),
+            "width": intr.width,
+            "height": intr.height,
+            "distortion_model": intr.distortion_model,
+            "D": intr.D.tolist(),
         }
         out["info_topic"] = spec.info_topic
         out["compressed"] = spec.compressed
     elif isinstance(spec, LidarSpec):
         out["lidar"] = {
-            "fields": list(spec.fields), "beams": spec.beams, "vertical_fov_deg": list(spec.vertical_fov_deg),
-            "max_range_m": spec.max_range_m, "horizontal_resolution_deg": spec.horizontal_resolution_deg,
+            "fields": list(spec.fields),
+            "beams": spec.beams,
+            "vertical_fov_deg": list(spec.vertical_fov_deg),
+            "max_range_m": spec.max_range_m,
+            "horizontal_resolution_deg": spec.horizontal_resolution_deg,
         }
     elif isinstance(spec, RadarSpec):
         out["radar"] = {
-            "fields": list(spec.fields), "max_points": spec.max_points,
-            "max_range_m": spec.max_range_m, "horizontal_fov_deg": spec.horizontal_fov_deg,
+            "fields": list(spec.fields),
+            "max_points": spec.max_points,
+            "max_range_m": spec.max_range_m,
+            "horizontal_fov_deg": spec.horizontal_fov_deg,
         }
     elif isinstance(spec, UltrasonicSpec):
         out["ultrasonic"] = {
             "field_of_view_deg": math.degrees(spec.field_of_view_rad),
-            "min_range_m": spec.min_range_m, "max_range_m": spec.max_range_m,
+            "min_range_m": spec.min_range_m,
+            "max_range_m": spec.max_range_m,
         }
     elif isinstance(spec, OdometrySpec):
         out["child_frame_id"] = spec.child_frame_id

@@ -47,7 +47,14 @@ from calibration.transforms import make_transform, validate_transform
 _ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 _TOPIC_PATTERN = re.compile(r"^/[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 _COMMON_KEYS = {
-    "id", "modality", "topic", "frame_id", "rate_hz", "time_offset_ms", "latency_ms", "extrinsic",
+    "id",
+    "modality",
+    "topic",
+    "frame_id",
+    "rate_hz",
+    "time_offset_ms",
+    "latency_ms",
+    "extrinsic",
 }
 _MODALITY_KEYS: dict[Modality, set[str]] = {
     Modality.CAMERA: {"intrinsics", "info_topic", "compressed"},
@@ -161,9 +168,7 @@ def parse_extrinsic(ctx: _Ctx, value: Any) -> np.ndarray:
     ctx.no_unknown_keys(data, {"translation", "rotation_wxyz", "matrix"}, "extrinsic.")
     has_quaternion, has_matrix = "rotation_wxyz" in data, "matrix" in data
     if has_quaternion == has_matrix:
-        raise ctx.error(
-            "extrinsic", "give exactly one of 'rotation_wxyz' (with 'translation') or 'matrix'"
-        )
+        raise ctx.error("extrinsic", "give exactly one of 'rotation_wxyz' (with 'translation') or 'matrix'")
     if has_matrix:
         if "translation" in data:
             raise ctx.error("extrinsic.translation", "must not be given together with 'matrix'")
@@ -205,7 +210,9 @@ def _parse_lidar(ctx: _Ctx, data: Mapping[str, Any]) -> LidarSpec:
     ctx.no_unknown_keys(raw, allowed, "lidar.")
     fov = ctx.floats(ctx.require(raw, "vertical_fov_deg", "lidar."), "lidar.vertical_fov_deg", (2,))
     if not -90.0 <= fov[0] < fov[1] <= 90.0:
-        raise ctx.error("lidar.vertical_fov_deg", f"expected [low, high] with -90 <= low < high <= 90, got {fov.tolist()}")
+        raise ctx.error(
+            "lidar.vertical_fov_deg", f"expected [low, high] with -90 <= low < high <= 90, got {fov.tolist()}"
+        )
     return LidarSpec(
         fields=ctx.field_names(ctx.require(raw, "fields", "lidar."), "lidar.fields", _LIDAR_REQUIRED_FIELDS),
         beams=ctx.integer(ctx.require(raw, "beams", "lidar."), "lidar.beams"),
@@ -234,7 +241,9 @@ def _parse_radar(ctx: _Ctx, data: Mapping[str, Any]) -> RadarSpec:
 def _parse_ultrasonic(ctx: _Ctx, data: Mapping[str, Any]) -> UltrasonicSpec:
     raw = ctx.mapping(ctx.require(data, "ultrasonic"), "ultrasonic")
     ctx.no_unknown_keys(raw, {"field_of_view_deg", "min_range_m", "max_range_m"}, "ultrasonic.")
-    fov = ctx.number(ctx.require(raw, "field_of_view_deg", "ultrasonic."), "ultrasonic.field_of_view_deg", positive=True)
+    fov = ctx.number(
+        ctx.require(raw, "field_of_view_deg", "ultrasonic."), "ultrasonic.field_of_view_deg", positive=True
+    )
     if fov >= 180.0:
         raise ctx.error("ultrasonic.field_of_view_deg", f"must be below 180, got {fov}")
     low = ctx.number(ctx.require(raw, "min_range_m", "ultrasonic."), "ultrasonic.min_range_m", minimum=0.0)

@@ -7,7 +7,7 @@ already-validated values. Units: metres, radians, integer nanoseconds, hertz.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import TypeVar
 
 import numpy as np
@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from calibration.intrinsics import CameraIntrinsics
 
 
-class Modality(str, Enum):
+class Modality(StrEnum):
     """Kind of sensor; the value is the YAML spelling."""
 
     CAMERA = "camera"

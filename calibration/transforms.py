@@ -35,8 +35,7 @@ def quaternion_to_matrix(wxyz: ArrayLike) -> NDArray[np.float64]:
     norm = float(np.linalg.norm(q))
     if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
         raise TransformError(
-            f"quaternion {q.tolist()} has norm {norm:.6f}, expected 1 "
-            f"(tolerance {QUATERNION_NORM_TOLERANCE})"
+            f"quaternion {q.tolist()} has norm {norm:.6f}, expected 1 (tolerance {QUATERNION_NORM_TOLERANCE})"
         )
     w, x, y, z = q / norm
     return np.array(

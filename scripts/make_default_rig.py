@@ -22,8 +22,12 @@ from calibration.transforms import yaw_to_quaternion
 
 ROOT = Path(__file__).resolve().parent.parent
 CAMERAS = {  # nuScenes channel -> our short name
-    "CAM_FRONT": "front", "CAM_FRONT_RIGHT": "front_right", "CAM_BACK_RIGHT": "back_right",
-    "CAM_BACK": "back", "CAM_BACK_LEFT": "back_left", "CAM_FRONT_LEFT": "front_left",
+    "CAM_FRONT": "front",
+    "CAM_FRONT_RIGHT": "front_right",
+    "CAM_BACK_RIGHT": "back_right",
+    "CAM_BACK": "back",
+    "CAM_BACK_LEFT": "back_left",
+    "CAM_FRONT_LEFT": "front_left",
 }
 # name: (translation, yaw degrees). RADAR_FRONT is the real n015 record.
 RADARS = {
@@ -45,61 +49,108 @@ def _records(dataroot: Path) -> dict[str, dict]:
 
 
 def _extrinsic(translation: list[float], wxyz: list[float] | np.ndarray) -> dict:
-    return {"translation": [round(float(v), 9) for v in translation],
-            "rotation_wxyz": [round(float(v), 12) for v in wxyz]}
+    return {
+        "translation": [round(float(v), 9) for v in translation],
+        "rotation_wxyz": [round(float(v), 12) for v in wxyz],
+    }
 
 
 def build(dataroot: Path) -> dict:
     records = _records(dataroot)
     sensors: list[dict] = []
     lidar = records["LIDAR_TOP"]
-    sensors.append({
-        "id": "lidar_top", "modality": "lidar", "topic": "/sensing/lidar/top/points",
-        "frame_id": "lidar_top", "rate_hz": 10.0, "latency_ms": 20.0,
-        "extrinsic": _extrinsic(lidar["translation"], lidar["rotation"]),
-        "lidar": {"fields": ["x", "y", "z", "intensity", "ring", "time"], "beams": 32,
-                  "vertical_fov_deg": [-30.67, 10.67], "max_range_m": 80.0,
-                  "horizontal_resolution_deg": 0.33},
-    })
+    sensors.append(
+        {
+            "id": "lidar_top",
+            "modality": "lidar",
+            "topic": "/sensing/lidar/top/points",
+            "frame_id": "lidar_top",
+            "rate_hz": 10.0,
+            "latency_ms": 20.0,
+            "extrinsic": _extrinsic(lidar["translation"], lidar["rotation"]),
+            "lidar": {
+                "fields": ["x", "y", "z", "intensity", "ring", "time"],
+                "beams": 32,
+                "vertical_fov_deg": [-30.67, 10.67],
+                "max_range_m": 80.0,
+                "horizontal_resolution_deg": 0.33,
+            },
+        }
+    )
     for channel, name in CAMERAS.items():
         record = records[channel]
-        sensors.append({
-            "id": f"cam_{name}", "modality": "camera",
-            "topic": f"/sensing/camera/{name}/image/compressed",
-            "info_topic": f"/sensing/camera/{name}/camera_info", "compressed": True,
-            "frame_id": f"cam_{name}", "rate_hz": 12.0, "latency_ms": 30.0,
-            "extrinsic": _extrinsic(record["translation"], record["rotation"]),
-            "intrinsics": {"K": [[round(v, 9) for v in row] for row in record["camera_intrinsic"]],
-                           "width": 1600, "height": 900, "distortion_model": "none", "D": []},
-        })
+        sensors.append(
+            {
+                "id": f"cam_{name}",
+                "modality": "camera",
+                "topic": f"/sensing/camera/{name}/image/compressed",
+                "info_topic": f"/sensing/camera/{name}/camera_info",
+                "compressed": True,
+                "frame_id": f"cam_{name}",
+                "rate_hz": 12.0,
+                "latency_ms": 30.0,
+                "extrinsic": _extrinsic(record["translation"], record["rotation"]),
+                "intrinsics": {
+                    "K": [[round(v, 9) for v in row] for row in record["camera_intrinsic"]],
+                    "width": 1600,
+                    "height": 900,
+                    "distortion_model": "none",
+                    "D": [],
+                },
+            }
+        )
     front = records.get("RADAR_FRONT")
     for name, (translation, yaw) in RADARS.items():
         rotation = front["rotation"] if name == "front" and front else yaw_to_quaternion(math.radians(yaw))
-        sensors.append({
-            "id": f"radar_{name}", "modality": "radar", "topic": f"/sensing/radar/{name}/points",
-            "frame_id": f"radar_{name}", "rate_hz": 13.0, "latency_ms": 15.0,
-            "extrinsic": _extrinsic(translation, rotation),
-            "radar": {"fields": ["x", "y", "z", "vr", "vr_compensated", "rcs"], "max_points": 125,
-                      "max_range_m": 250.0, "horizontal_fov_deg": 120.0},
-        })
+        sensors.append(
+            {
+                "id": f"radar_{name}",
+                "modality": "radar",
+                "topic": f"/sensing/radar/{name}/points",
+                "frame_id": f"radar_{name}",
+                "rate_hz": 13.0,
+                "latency_ms": 15.0,
+                "extrinsic": _extrinsic(translation, rotation),
+                "radar": {
+                    "fields": ["x", "y", "z", "vr", "vr_compensated", "rcs"],
+                    "max_points": 125,
+                    "max_range_m": 250.0,
+                    "horizontal_fov_deg": 120.0,
+                },
+            }
+        )
     for bumper, layout in (("front", FRONT_BUMPER), ("rear", REAR_BUMPER)):
         for side, sign in (("left", 1.0), ("right", -1.0)):
             for position, x, y, yaw in layout:
                 name = f"{bumper}_{side}_{position}"
-                sensors.append({
-                    "id": f"us_{name}", "modality": "ultrasonic",
-                    "topic": f"/sensing/ultrasonic/{name}/range", "frame_id": f"us_{name}",
-                    "rate_hz": 20.0, "latency_ms": 10.0,
-                    "extrinsic": _extrinsic([x, sign * y, 0.5], yaw_to_quaternion(math.radians(sign * yaw))),
-                    "ultrasonic": {"field_of_view_deg": 60.0, "min_range_m": 0.2, "max_range_m": 5.0},
-                })
-    sensors.append({
-        "id": "odometry", "modality": "odometry", "topic": "/localization/odometry", "frame_id": "odom",
-        "child_frame_id": "base_link", "rate_hz": 50.0, "latency_ms": 5.0,
-        "extrinsic": _extrinsic([0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]),
-    })
-    return {"rig": {"name": "nuscenes_like_default", "base_frame": "base_link",
-                    "reference_sensor": "lidar_top"}, "sensors": sensors}
+                sensors.append(
+                    {
+                        "id": f"us_{name}",
+                        "modality": "ultrasonic",
+                        "topic": f"/sensing/ultrasonic/{name}/range",
+                        "frame_id": f"us_{name}",
+                        "rate_hz": 20.0,
+                        "latency_ms": 10.0,
+                        "extrinsic": _extrinsic([x, sign * y, 0.5], yaw_to_quaternion(math.radians(sign * yaw))),
+                        "ultrasonic": {"field_of_view_deg": 60.0, "min_range_m": 0.2, "max_range_m": 5.0},
+                    }
+                )
+    sensors.append(
+        {
+            "id": "odometry",
+            "modality": "odometry",
+            "topic": "/localization/odometry",
+            "frame_id": "odom",
+            "child_frame_id": "base_link",
+            "rate_hz": 50.0,
+            "latency_ms": 5.0,
+            "extrinsic": _extrinsic([0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]),
+        }
+    )
+    return {
+        "rig": {"name": "nuscenes_like_default", "base_frame": "base_link", "reference_sensor": "lidar_top"},
+        "sensors": sensors,
+    }
 
 
 HEADER = """\

@@ -1,0 +1,56 @@
+"""The ``fusion`` command: one entry point, one subcommand per tool.
+
+Subcommands are registered by name with the module that implements them; a module is
+imported only when its subcommand runs, so ``fusion --help`` stays fast and ROS-free tools
+do not pay for rclpy. Each module provides ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NamedTuple
+
+
+class Subcommand(NamedTuple):
+    module: str
+    help: str
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "rig": Subcommand("fusion_node.commands.rig", "show, validate or export a rig YAML"),
+    "bench": Subcommand("fusion_node.commands.bench", "benchmarks of the runtime's stages (--json)"),
+    "demo": Subcommand("fusion_node.commands.demo", "run the end-to-end demo over DDS"),
+}
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """Parser with every subcommand listed; only the requested one imports its module."""
+    parser = argparse.ArgumentParser(
+        prog="fusion",
+        description="Camera/lidar/radar/ultrasonic BEV fusion runtime for ROS 2: tools.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, sub in SUBCOMMANDS.items():
+        sub_parser = commands.add_parser(name, help=sub.help, description=sub.help)
+        sub_parser.set_defaults(_module=sub.module)
+        if argv[:1] == [name]:
+            importlib.import_module(sub.module).add_arguments(sub_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(arguments).parse_args(arguments)
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

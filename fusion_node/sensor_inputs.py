@@ -1,0 +1,55 @@
+"""Which message type each rig sensor publishes, and how one message is checked and stamped.
+
+The node subscribes with ``message_type(sensor)`` and calls ``decode(sensor, msg)`` on every
+message: it returns the header stamp in nanoseconds and the converted arrays, or raises a
+``ConversionError`` saying what is wrong (the node counts and reports it, then drops it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from calibration import Modality, Sensor
+from fusion_node import convert
+
+
+def message_type(sensor: Sensor) -> type:
+    """The rclpy message class published on ``sensor.topic``."""
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import CompressedImage, Image, PointCloud2, Range
+
+    if sensor.modality is Modality.CAMERA:
+        return CompressedImage if sensor.camera.compressed else Image
+    return {
+        Modality.LIDAR: PointCloud2,
+        Modality.RADAR: PointCloud2,
+        Modality.ULTRASONIC: Range,
+        Modality.ODOMETRY: Odometry,
+    }[sensor.modality]
+
+
+def decode(sensor: Sensor, msg: Any, *, decode_images: bool = False) -> tuple[int, Any]:
+    """Check and convert one message of ``sensor``.
+
+    Returns:
+        (stamp_ns, payload): payload is (N, 3) float32 xyz for lidar, (N, 6) float32 for radar,
+        an image array for cameras (None when ``decode_images`` is False: compressed images are
+        then only checked for a known format and non-empty data), a RangeReading or an
+        OdometrySample.
+    """
+    source = sensor.topic
+    stamp_ns = convert.time_to_ns(msg.header.stamp, source=source)
+    if sensor.modality is Modality.LIDAR:
+        return stamp_ns, convert.pointcloud2_to_array(msg, fields=("x", "y", "z"), source=source)
+    if sensor.modality is Modality.RADAR:
+        return stamp_ns, convert.pointcloud2_to_radar(msg, source=source)
+    if sensor.modality is Modality.ULTRASONIC:
+        return stamp_ns, convert.range_to_reading(msg, source=source)
+    if sensor.modality is Modality.ODOMETRY:
+        return stamp_ns, convert.odometry_to_sample(msg, source=source)
+    if not sensor.camera.compressed:
+        return stamp_ns, convert.image_to_array(msg, source=source)
+    if decode_images:
+        return stamp_ns, convert.compressed_to_array(msg, source=source)
+    convert.check_compressed(msg, source=source)
+    return stamp_ns, None
