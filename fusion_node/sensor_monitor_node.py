@@ -93,6 +93,10 @@ def main(args: list[str] | None = None) -> int:
             monitor.record_rejected(sensor.id, str(exc), now)
             logger.warning(f"dropped message: {exc}", throttle_duration_sec=1.0)
             return
+        except Exception as exc:  # node boundary: one bad message never kills the node
+            monitor.record_rejected(sensor.id, f"internal error: {type(exc).__name__}: {exc}", now)
+            logger.error(f"dropped message on {sensor.topic} after an internal error: {exc!r}")
+            return
         monitor.record(sensor.id, stamp_ns, now)
 
     qos = QOS_PROFILES[params["qos"]]
