@@ -23,6 +23,7 @@ from typing import Any
 
 from calibration import Modality, default_rig_path, load_rig
 
+DISCOVERY_TIMEOUT_S = 60.0
 LEVELS = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
 
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     )
     _forward_logs(monitor, "sensor_monitor")
     try:
-        summary = _play(rig, args)
+        summary = _play(rig, args, monitor)
     finally:
         monitor.send_signal(signal.SIGINT)
         try:
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _play(rig: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _play(rig: Any, args: argparse.Namespace, monitor: subprocess.Popen[str]) -> dict[str, Any]:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
 
@@ -115,10 +116,13 @@ def _play(rig: Any, args: argparse.Namespace) -> dict[str, Any]:
         publishers = {s.id: node.create_publisher(message_type(s), s.topic, 10) for s in rig.sensors}
         latest: dict[str, Any] = {}
         node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: latest.update(msg=m), 10)
-        deadline = time.monotonic() + 30.0
-        while any(p.get_subscription_count() == 0 for p in publishers.values()):
+        deadline = time.monotonic() + DISCOVERY_TIMEOUT_S
+        while unmatched := [sid for sid, p in publishers.items() if p.get_subscription_count() == 0]:
+            if monitor.poll() is not None:
+                raise RuntimeError(f"sensor_monitor exited with code {monitor.returncode} during discovery")
             if time.monotonic() > deadline:
-                raise RuntimeError("sensor_monitor did not subscribe to every topic within 30 s")
+                raise RuntimeError(
+                    f"sensor_monitor did not subscribe within {DISCOVERY_TIMEOUT_S:.0f} s to: {unmatched}")
             rclpy.spin_once(node, timeout_sec=0.1)
         print(f"discovery done: {len(publishers)} topics matched; publishing for {args.duration:.1f} s")
 

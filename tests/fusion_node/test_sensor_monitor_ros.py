@@ -36,8 +36,8 @@ def test_demo_reports_stopped_and_malformed_sensors(tmp_path: Path) -> None:
     for sensor_id, status in sensors.items():
         if sensor_id not in ("radar_front_left", "lidar_top"):
             assert status["level"] == "OK", (sensor_id, status)
-            # every message sent was received (reliable publisher, local DDS)
-            assert status["received"] >= status["sent"] - 1, (sensor_id, status)
+            # best-effort subscription (sensor_data QoS): a few early messages may be lost, not more
+            assert status["received"] >= 0.9 * status["sent"], (sensor_id, status)
     # the node logged the malformed message with its reason, through the forwarded log prefix
     assert "[sensor_monitor]" in result.stdout
 
