@@ -32,8 +32,9 @@ def make_points(n_points: int, point_step: int, seed: int = 0) -> NDArray[np.voi
     """(n_points,) structured array: float32 x, y, z, intensity at 0..12, padded to point_step."""
     if point_step < 16:
         raise ValueError(f"point_step must be >= 16, got {point_step}")
-    dtype = np.dtype({"names": list(XYZI_FIELDS), "formats": ["<f4"] * 4,
-                      "offsets": [0, 4, 8, 12], "itemsize": point_step})
+    dtype = np.dtype(
+        {"names": list(XYZI_FIELDS), "formats": ["<f4"] * 4, "offsets": [0, 4, 8, 12], "itemsize": point_step}
+    )
     rng = np.random.default_rng(seed)
     points = np.zeros(n_points, dtype=dtype)
     for name in ("x", "y", "z"):
@@ -62,8 +63,9 @@ def _median_ms(times: list[int]) -> float:
     return round(float(np.median(times)) / 1e6, 4)
 
 
-def _result(stage: str, n_points: int, point_step: int, baseline: str,
-            times: list[list[int]], **extra: Any) -> dict[str, Any]:
+def _result(
+    stage: str, n_points: int, point_step: int, baseline: str, times: list[list[int]], **extra: Any
+) -> dict[str, Any]:
     median_ms, baseline_ms = _median_ms(times[0]), _median_ms(times[1])
     return {
         "stage": stage,
@@ -88,18 +90,20 @@ def bench_pointcloud_to_array(
     n_points: int = 300_000, point_step: int = 32, runs: int = 20, warmup: int = 3
 ) -> dict[str, Any]:
     """Time ``pointcloud2_to_array`` (x, y, z, intensity float32) against the baseline."""
-    msg = structured_to_pointcloud2(make_points(n_points, point_step), frame_id=FRAME_ID,
-                                    stamp_ns=STAMP_NS)
+    msg = structured_to_pointcloud2(make_points(n_points, point_step), frame_id=FRAME_ID, stamp_ns=STAMP_NS)
     fast = pointcloud2_to_array(msg)
     slow = naive_pointcloud2_to_array(msg)
     if not np.array_equal(fast, slow) or fast.shape != (n_points, 4):
         raise AssertionError("pointcloud2_to_array and the baseline disagree")
     times = _time_interleaved(
         [lambda: pointcloud2_to_array(msg), lambda: naive_pointcloud2_to_array(msg)],
-        runs, warmup,
+        runs,
+        warmup,
     )
     return _result(
-        "pointcloud2_to_array", n_points, point_step,
+        "pointcloud2_to_array",
+        n_points,
+        point_step,
         "pointcloud2_to_structured + np.stack([s[f] for f in fields], axis=1).astype(float32)",
         times,
     )
@@ -144,25 +148,34 @@ def bench_array_to_pointcloud2(
     def constructor() -> PointCloud2:
         meta = _metadata_only(points)
         return PointCloud2(
-            header=meta.header, height=meta.height, width=meta.width, fields=meta.fields,
-            is_bigendian=False, point_step=meta.point_step, row_step=meta.row_step,
-            data=points.tobytes(), is_dense=True,
+            header=meta.header,
+            height=meta.height,
+            width=meta.width,
+            fields=meta.fields,
+            is_bigendian=False,
+            point_step=meta.point_step,
+            row_step=meta.row_step,
+            data=points.tobytes(),
+            is_dense=True,
         )
 
     times = _time_interleaved(
         [
             lambda: structured_to_pointcloud2(points, frame_id=FRAME_ID, stamp_ns=STAMP_NS),
             lambda: naive_structured_to_pointcloud2(points),
-            lambda: structured_to_pointcloud2(points, frame_id=FRAME_ID, stamp_ns=STAMP_NS,
-                                              is_dense=True),
+            lambda: structured_to_pointcloud2(points, frame_id=FRAME_ID, stamp_ns=STAMP_NS, is_dense=True),
             array_of_tobytes,
             constructor,
         ],
-        runs, warmup,
+        runs,
+        warmup,
     )
     return _result(
-        "structured_to_pointcloud2", n_points, point_step,
-        "msg.data = points.tobytes()", times[:2],
+        "structured_to_pointcloud2",
+        n_points,
+        point_step,
+        "msg.data = points.tobytes()",
+        times[:2],
         alternatives_median_ms={
             "structured_to_pointcloud2(..., is_dense=True) (no NaN scan)": _median_ms(times[2]),
             "msg.data = array.array('B', points.tobytes())": _median_ms(times[3]),
@@ -172,8 +185,12 @@ def bench_array_to_pointcloud2(
 
 
 def main() -> None:
-    print(json.dumps({"pointcloud2_to_array": bench_pointcloud_to_array(),
-                      "array_to_pointcloud2": bench_array_to_pointcloud2()}, indent=2))
+    print(
+        json.dumps(
+            {"pointcloud2_to_array": bench_pointcloud_to_array(), "array_to_pointcloud2": bench_array_to_pointcloud2()},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

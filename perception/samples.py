@@ -72,17 +72,12 @@ class OdometrySample:
         norm = float(np.linalg.norm(orientation))
         if abs(norm - 1.0) > UNIT_QUATERNION_TOLERANCE:
             raise ValueError(
-                f"orientation_wxyz must be a unit quaternion, got norm {norm!r} "
-                f"for {orientation.tolist()}"
+                f"orientation_wxyz must be a unit quaternion, got norm {norm!r} for {orientation.tolist()}"
             )
         object.__setattr__(self, "position", position)
         object.__setattr__(self, "orientation_wxyz", orientation)
-        object.__setattr__(
-            self, "linear_velocity", _vector("linear_velocity", self.linear_velocity, 3)
-        )
-        object.__setattr__(
-            self, "angular_velocity", _vector("angular_velocity", self.angular_velocity, 3)
-        )
+        object.__setattr__(self, "linear_velocity", _vector("linear_velocity", self.linear_velocity, 3))
+        object.__setattr__(self, "angular_velocity", _vector("angular_velocity", self.angular_velocity, 3))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, OdometrySample):
@@ -146,8 +141,6 @@ class RangeReading:
             raise ValueError(f"field_of_view_rad must be finite and >= 0, got {fov}")
         rng = values["range_m"]
         if self.detected and not lo <= rng <= hi:
-            raise ValueError(
-                f"range_m of a detection must be within [{lo}, {hi}], got {rng}"
-            )
+            raise ValueError(f"range_m of a detection must be within [{lo}, {hi}], got {rng}")
         if not self.detected and rng != math.inf:
             raise ValueError(f"range_m must be inf when nothing is detected, got {rng}")

@@ -122,7 +122,8 @@ def _play(rig: Any, args: argparse.Namespace, monitor: subprocess.Popen[str]) ->
                 raise RuntimeError(f"sensor_monitor exited with code {monitor.returncode} during discovery")
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"sensor_monitor did not subscribe within {DISCOVERY_TIMEOUT_S:.0f} s to: {unmatched}")
+                    f"sensor_monitor did not subscribe within {DISCOVERY_TIMEOUT_S:.0f} s to: {unmatched}"
+                )
             rclpy.spin_once(node, timeout_sec=0.1)
         print(f"discovery done: {len(publishers)} topics matched; publishing for {args.duration:.1f} s")
 

@@ -87,9 +87,7 @@ def as_flag(value: Any, name: str, *, msg_type: str, source: str) -> bool:
 
 def as_float(value: Any, name: str, *, msg_type: str, source: str) -> float:
     """``value`` as a Python float (ints and numpy scalars accepted; NaN/inf pass through)."""
-    if isinstance(value, bool | np.bool_) or not isinstance(
-        value, int | float | np.integer | np.floating
-    ):
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
         raise MalformedMessageError(
             f"{name} must be a number, got {type(value).__name__} {value!r}",
             msg_type=msg_type,
@@ -160,9 +158,7 @@ def byte_buffer(data: Any, *, msg_type: str, source: str, name: str = "data") ->
     """
 
     def bad(detail: str) -> MalformedMessageError:
-        return MalformedMessageError(
-            f"{name} {detail}", msg_type=msg_type, source=source, field=name
-        )
+        return MalformedMessageError(f"{name} {detail}", msg_type=msg_type, source=source, field=name)
 
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8:
@@ -203,4 +199,3 @@ def new_byte_array(source: NDArray[Any]) -> array.array[int]:
     if flat.size:
         result.frombytes(flat.view(np.uint8))
     return result
-

@@ -54,7 +54,9 @@ def camera_info_to_intrinsics(msg: Any, *, source: str = "") -> CameraIntrinsics
     if model not in DISTORTION_MODEL_MAP:
         raise UnsupportedEncodingError(
             f"unknown distortion_model '{model}'; supported: {sorted(DISTORTION_MODEL_MAP)}",
-            msg_type=_MSG, source=source, field="distortion_model",
+            msg_type=_MSG,
+            source=source,
+            field="distortion_model",
         )
     height = as_int(field("height"), "height", msg_type=_MSG, source=source)
     width = as_int(field("width"), "width", msg_type=_MSG, source=source)
@@ -65,24 +67,28 @@ def camera_info_to_intrinsics(msg: Any, *, source: str = "") -> CameraIntrinsics
     target = DISTORTION_MODEL_MAP[model]
     if model == "rational_polynomial" and D.size != 8:
         raise MalformedMessageError(
-            f"distortion_model 'rational_polynomial' needs 8 coefficients in d, got {D.size}: "
-            f"{D.tolist()}",
-            msg_type=_MSG, source=source, field="d",
+            f"distortion_model 'rational_polynomial' needs 8 coefficients in d, got {D.size}: {D.tolist()}",
+            msg_type=_MSG,
+            source=source,
+            field="d",
         )
     if target in ("none", "plumb_bob") and not np.any(D):
         target, D = "none", np.zeros(0)
     elif target == "none":
         raise MalformedMessageError(
             f"distortion_model is empty but d has non-zero coefficients {D.tolist()}",
-            msg_type=_MSG, source=source, field="d",
+            msg_type=_MSG,
+            source=source,
+            field="d",
         )
     try:
         return CameraIntrinsics(K=K, width=width, height=height, distortion_model=target, D=D)
     except IntrinsicsError as exc:
         raise MalformedMessageError(
-            f"invalid intrinsics (distortion_model '{model}', width={width}, height={height}): "
-            f"{exc}",
-            msg_type=_MSG, source=source, field="k",
+            f"invalid intrinsics (distortion_model '{model}', width={width}, height={height}): {exc}",
+            msg_type=_MSG,
+            source=source,
+            field="k",
         ) from exc
 
 
@@ -93,7 +99,9 @@ def _check_binning_and_roi(msg: Any, width: int, height: int, *, source: str) ->
         if binning > 1:
             raise UnsupportedMessageError(
                 f"{name} = {binning}; binned images are not supported (K is for full resolution)",
-                msg_type=_MSG, source=source, field=name,
+                msg_type=_MSG,
+                source=source,
+                field=name,
             )
     roi = getattr(msg, "roi", None)
     if roi is None:
@@ -102,19 +110,21 @@ def _check_binning_and_roi(msg: Any, width: int, height: int, *, source: str) ->
         name: as_int(getattr(roi, name, 0), f"roi.{name}", msg_type=_MSG, source=source)
         for name in ("x_offset", "y_offset", "width", "height")
     }
-    full = values["x_offset"] == 0 and values["y_offset"] == 0 and (
-        (values["width"], values["height"]) in ((0, 0), (width, height))
+    full = (
+        values["x_offset"] == 0
+        and values["y_offset"] == 0
+        and ((values["width"], values["height"]) in ((0, 0), (width, height)))
     )
     if not full:
         raise UnsupportedMessageError(
             f"roi {values} is a sub-window of the {width}x{height} image; not supported",
-            msg_type=_MSG, source=source, field="roi",
+            msg_type=_MSG,
+            source=source,
+            field="roi",
         )
 
 
-def intrinsics_to_camera_info(
-    intrinsics: CameraIntrinsics, *, frame_id: str, stamp_ns: int
-) -> CameraInfo:
+def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, *, frame_id: str, stamp_ns: int) -> CameraInfo:
     """CameraIntrinsics -> CameraInfo with K, D, R = identity and P = [K | 0].
 
     plumb_bob with 8 coefficients is written as "rational_polynomial", other plumb_bob D

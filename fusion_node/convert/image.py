@@ -54,7 +54,9 @@ def _lookup_encoding(encoding: str, *, msg_type: str, source: str) -> tuple[np.d
     if entry is None:
         raise UnsupportedEncodingError(
             f"unknown encoding '{encoding}'; supported: {sorted(IMAGE_ENCODINGS)}",
-            msg_type=msg_type, source=source, field="encoding",
+            msg_type=msg_type,
+            source=source,
+            field="encoding",
         )
     return entry
 
@@ -90,14 +92,17 @@ def image_to_array(msg: Any, *, source: str = "") -> NDArray[Any]:
         raise MalformedMessageError(
             f"step {step} < width*bytes_per_pixel = {row_bytes} (width={width}, "
             f"encoding '{encoding}' has {pixel_bytes} bytes per pixel)",
-            msg_type=kind, source=source, field="step",
+            msg_type=kind,
+            source=source,
+            field="step",
         )
     buffer = byte_buffer(field("data"), msg_type=kind, source=source)
     if buffer.size != height * step:
         raise MalformedMessageError(
-            f"data has {buffer.size} bytes but height*step = {height * step} "
-            f"(height={height}, step={step})",
-            msg_type=kind, source=source, field="data",
+            f"data has {buffer.size} bytes but height*step = {height * step} (height={height}, step={step})",
+            msg_type=kind,
+            source=source,
+            field="data",
         )
     wire = dtype.newbyteorder(">" if bigendian else "<")
     native = dtype.newbyteorder("=")
@@ -115,9 +120,7 @@ def image_to_array(msg: Any, *, source: str = "") -> NDArray[Any]:
     return view.astype(native).reshape(shape)
 
 
-def array_to_image(
-    array: NDArray[Any], encoding: str, *, frame_id: str, stamp_ns: int
-) -> Image:
+def array_to_image(array: NDArray[Any], encoding: str, *, frame_id: str, stamp_ns: int) -> Image:
     """(H, W) / (H, W, 1) / (H, W, C) array -> Image with an unpadded step.
 
     ``array`` must have the encoding's dtype (any byte order) and channel count (see
@@ -127,13 +130,9 @@ def array_to_image(
     """
     dtype, channels = _lookup_encoding(encoding, msg_type="Image", source="array_to_image")
     if not isinstance(array, np.ndarray):
-        raise InvalidArrayError(
-            f"array_to_image: expected a numpy array, got {type(array).__name__}"
-        )
+        raise InvalidArrayError(f"array_to_image: expected a numpy array, got {type(array).__name__}")
     if array.dtype.names is not None or array.dtype.newbyteorder("=") != dtype:
-        raise InvalidArrayError(
-            f"array_to_image: encoding '{encoding}' needs dtype {dtype}, got {array.dtype}"
-        )
+        raise InvalidArrayError(f"array_to_image: encoding '{encoding}' needs dtype {dtype}, got {array.dtype}")
     ok_shape = (
         (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 1))
         if channels == 1
@@ -141,9 +140,7 @@ def array_to_image(
     )
     if not ok_shape:
         expected = "(H, W)" if channels == 1 else f"(H, W, {channels})"
-        raise InvalidArrayError(
-            f"array_to_image: encoding '{encoding}' needs shape {expected}, got {array.shape}"
-        )
+        raise InvalidArrayError(f"array_to_image: encoding '{encoding}' needs shape {expected}, got {array.shape}")
     pixels = np.ascontiguousarray(array, dtype=dtype.newbyteorder("="))
     height, width = pixels.shape[:2]
     msg = Image()
@@ -164,7 +161,9 @@ def _parse_format(fmt: str, *, source: str) -> tuple[str, str]:
         return UnsupportedEncodingError(
             f"format '{fmt}' {detail}; expected 'jpeg', 'jpg', 'png' or an image_transport "
             "string such as 'bgr8; jpeg compressed bgr8'",
-            msg_type="CompressedImage", source=source, field="format",
+            msg_type="CompressedImage",
+            source=source,
+            field="format",
         )
 
     text = fmt.strip().lower()
@@ -184,18 +183,18 @@ def _parse_format(fmt: str, *, source: str) -> tuple[str, str]:
 def _checked_payload(msg: Any, source: str) -> tuple[str, str, str, NDArray[np.uint8]]:
     """(format, codec, payload encoding, data) after the format and signature checks."""
     kind = "CompressedImage"
-    fmt = as_str(get_attr(msg, "format", msg_type=kind, source=source), "format",
-                 msg_type=kind, source=source)
+    fmt = as_str(get_attr(msg, "format", msg_type=kind, source=source), "format", msg_type=kind, source=source)
     codec, payload = _parse_format(fmt, source=source)
-    buffer = byte_buffer(get_attr(msg, "data", msg_type=kind, source=source),
-                         msg_type=kind, source=source)
+    buffer = byte_buffer(get_attr(msg, "data", msg_type=kind, source=source), msg_type=kind, source=source)
     signature = _CODECS[codec][1]
     head = bytes(buffer[: len(signature)])
     if head != signature:
         raise MalformedMessageError(
             f"data ({buffer.size} bytes) does not start with the {codec} signature "
             f"{signature.hex()} (got {head.hex() or 'nothing'}) for format '{fmt}'",
-            msg_type=kind, source=source, field="data",
+            msg_type=kind,
+            source=source,
+            field="data",
         )
     return fmt, codec, payload, buffer
 
@@ -230,21 +229,23 @@ def compressed_to_array(msg: Any, *, source: str = "") -> NDArray[Any]:
     except cv2.error as exc:
         raise MalformedMessageError(
             f"cannot decode {buffer.size} bytes as {codec}: {exc}",
-            msg_type=kind, source=source, field="data",
+            msg_type=kind,
+            source=source,
+            field="data",
         ) from None
     if image is None or image.size == 0:
         raise MalformedMessageError(
             f"cannot decode {buffer.size} bytes as {codec} (format '{fmt}')",
-            msg_type=kind, source=source, field="data",
+            msg_type=kind,
+            source=source,
+            field="data",
         )
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 2:
         return np.ascontiguousarray(image)
     if image.dtype != np.uint8:
-        image = (image >> 8).astype(np.uint8) if image.dtype == np.uint16 else (
-            np.clip(image, 0, 255).astype(np.uint8)
-        )
+        image = (image >> 8).astype(np.uint8) if image.dtype == np.uint16 else (np.clip(image, 0, 255).astype(np.uint8))
     image = image[:, :, :3]
     if payload.startswith("rgb"):
         image = image[:, :, ::-1]
@@ -266,13 +267,9 @@ def array_to_compressed(
     """
     codec = _CODEC_ALIASES.get(fmt.strip().lower()) if isinstance(fmt, str) else None
     if codec is None:
-        raise UnsupportedEncodingError(
-            f"array_to_compressed: unknown format {fmt!r}; expected 'jpeg', 'jpg' or 'png'"
-        )
+        raise UnsupportedEncodingError(f"array_to_compressed: unknown format {fmt!r}; expected 'jpeg', 'jpg' or 'png'")
     if not isinstance(array, np.ndarray):
-        raise InvalidArrayError(
-            f"array_to_compressed: expected a numpy array, got {type(array).__name__}"
-        )
+        raise InvalidArrayError(f"array_to_compressed: expected a numpy array, got {type(array).__name__}")
     pixels = array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array
     if pixels.ndim == 3 and pixels.shape[2] == 3 and pixels.dtype == np.uint8:
         encoding = "bgr8"
@@ -289,9 +286,7 @@ def array_to_compressed(
         raise InvalidArrayError(f"array_to_compressed: empty image of shape {array.shape}")
     if codec == "jpeg":
         if isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100:
-            raise InvalidArrayError(
-                f"array_to_compressed: quality must be an int in [0, 100], got {quality!r}"
-            )
+            raise InvalidArrayError(f"array_to_compressed: quality must be an int in [0, 100], got {quality!r}")
         params = [cv2.IMWRITE_JPEG_QUALITY, quality]
     else:
         params = []

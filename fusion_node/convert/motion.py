@@ -149,14 +149,12 @@ def odometry_to_sample(msg: Any, *, source: str = "") -> OdometrySample:
         msg_type="Odometry",
         source=source,
     )
-    position = _xyz(_path(msg, "pose.pose.position", source=source), "pose.pose.position",
-                    "xyz", source=source)
-    x, y, z, w = _xyz(_path(msg, "pose.pose.orientation", source=source),
-                      "pose.pose.orientation", "xyzw", source=source)
-    linear = _xyz(_path(msg, "twist.twist.linear", source=source), "twist.twist.linear",
-                  "xyz", source=source)
-    angular = _xyz(_path(msg, "twist.twist.angular", source=source), "twist.twist.angular",
-                   "xyz", source=source)
+    position = _xyz(_path(msg, "pose.pose.position", source=source), "pose.pose.position", "xyz", source=source)
+    x, y, z, w = _xyz(
+        _path(msg, "pose.pose.orientation", source=source), "pose.pose.orientation", "xyzw", source=source
+    )
+    linear = _xyz(_path(msg, "twist.twist.linear", source=source), "twist.twist.linear", "xyz", source=source)
+    angular = _xyz(_path(msg, "twist.twist.angular", source=source), "twist.twist.angular", "xyz", source=source)
     quaternion = np.array([w, x, y, z], dtype=np.float64)
     norm = float(np.linalg.norm(quaternion))
     if not abs(norm - 1.0) <= QUATERNION_NORM_TOLERANCE:
@@ -200,7 +198,9 @@ def sample_to_odometry(sample: OdometrySample) -> Odometry:
 
 def _range_float(msg: Any, name: str, *, source: str) -> float:
     return as_float(
-        get_attr(msg, name, msg_type="Range", source=source), name, msg_type="Range",
+        get_attr(msg, name, msg_type="Range", source=source),
+        name,
+        msg_type="Range",
         source=source,
     )
 

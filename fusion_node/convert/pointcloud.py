@@ -66,9 +66,7 @@ def pointcloud2_to_structured(msg: Any, *, source: str = "") -> NDArray[np.void]
     if layout.count == 0:
         return np.zeros(layout.shape, dtype=layout.dtype)
     if layout.dense:
-        return np.frombuffer(layout.buffer, dtype=layout.dtype, count=layout.count).reshape(
-            layout.shape
-        )
+        return np.frombuffer(layout.buffer, dtype=layout.dtype, count=layout.count).reshape(layout.shape)
     return layout.grid(layout.dtype).copy().reshape(layout.shape)
 
 
@@ -107,14 +105,18 @@ def pointcloud2_to_array(
         if name not in field_map:
             raise FieldLayoutError(
                 f"field '{name}' not found; available fields: {available}",
-                msg_type=_MSG, source=source, field=name,
+                msg_type=_MSG,
+                source=source,
+                field=name,
             )
         field_dtype, offset = field_map[name][:2]
         if field_dtype.shape:
             raise FieldLayoutError(
                 f"field '{name}' has count {field_dtype.shape[0]}; pointcloud2_to_array needs "
                 "count == 1 fields (use pointcloud2_to_structured)",
-                msg_type=_MSG, source=source, field=name,
+                msg_type=_MSG,
+                source=source,
+                field=name,
             )
         columns.append((field_dtype, offset))
     n, k = layout.count, len(names)
@@ -164,8 +166,7 @@ def _pointfields(dtype: np.dtype[Any], *, where: str) -> tuple[list[PointField],
     # Validates overlaps and bounds exactly as a reader would.
     cloud_dtype(fields, dtype.itemsize, False, source=where)
     little_dtype = np.dtype(
-        {"names": list(dtype.names), "formats": formats, "offsets": offsets,
-         "itemsize": dtype.itemsize}
+        {"names": list(dtype.names), "formats": formats, "offsets": offsets, "itemsize": dtype.itemsize}
     )
     return fields, little_dtype
 
@@ -266,25 +267,20 @@ def _float32_columns_to_cloud(
 ) -> PointCloud2:
     k = len(names)
     if not isinstance(points, np.ndarray) or points.dtype.kind not in "fiu":
-        raise InvalidArrayError(f"{where}: expected a real numeric (N, {k}) array, got "
-                                f"{getattr(points, 'dtype', type(points).__name__)}")
+        raise InvalidArrayError(
+            f"{where}: expected a real numeric (N, {k}) array, got {getattr(points, 'dtype', type(points).__name__)}"
+        )
     if points.ndim != 2 or points.shape[1] != k:
         raise InvalidArrayError(f"{where}: expected shape (N, {k}), got {points.shape}")
     if isinstance(point_step, bool) or not isinstance(point_step, int) or point_step < 4 * k:
-        raise InvalidArrayError(f"{where}: point_step must be an int >= {4 * k}, got "
-                                f"{point_step!r}")
+        raise InvalidArrayError(f"{where}: point_step must be an int >= {4 * k}, got {point_step!r}")
     n = points.shape[0]
     values = np.ascontiguousarray(points, dtype=np.float32)
     block = np.dtype((np.void, 4 * k))
     buffer = np.zeros((n, point_step), dtype=np.uint8)
     if n:
-        np.ndarray((n,), dtype=block, buffer=buffer, strides=(point_step,))[...] = (
-            values.view(block).reshape(n)
-        )
-    fields = [
-        PointField(name=name, offset=4 * j, datatype=PointField.FLOAT32, count=1)
-        for j, name in enumerate(names)
-    ]
+        np.ndarray((n,), dtype=block, buffer=buffer, strides=(point_step,))[...] = values.view(block).reshape(n)
+    fields = [PointField(name=name, offset=4 * j, datatype=PointField.FLOAT32, count=1) for j, name in enumerate(names)]
     return _make_cloud(
         new_byte_array(buffer),
         fields,
@@ -306,22 +302,28 @@ def xyzi_to_pointcloud2(
     each point are zero padding. Other real dtypes are cast to float32.
     """
     return _float32_columns_to_cloud(
-        points, XYZI_FIELDS, point_step=point_step, frame_id=frame_id, stamp_ns=stamp_ns,
+        points,
+        XYZI_FIELDS,
+        point_step=point_step,
+        frame_id=frame_id,
+        stamp_ns=stamp_ns,
         where="xyzi_to_pointcloud2",
     )
 
 
-def radar_to_pointcloud2(
-    points: NDArray[np.float32], *, frame_id: str, stamp_ns: int
-) -> PointCloud2:
+def radar_to_pointcloud2(points: NDArray[np.float32], *, frame_id: str, stamp_ns: int) -> PointCloud2:
     """(N, 6) float32 radar detections [x, y, z, vr, vr_compensated, rcs] -> PointCloud2.
 
     x, y, z in metres (radar frame = frame_id); vr and vr_compensated radial velocities in
     m/s, positive = moving away; rcs in dBsm. FLOAT32 fields at offsets 0..20, point_step 24.
     """
     return _float32_columns_to_cloud(
-        points, RADAR_FIELDS, point_step=4 * len(RADAR_FIELDS), frame_id=frame_id,
-        stamp_ns=stamp_ns, where="radar_to_pointcloud2",
+        points,
+        RADAR_FIELDS,
+        point_step=4 * len(RADAR_FIELDS),
+        frame_id=frame_id,
+        stamp_ns=stamp_ns,
+        where="radar_to_pointcloud2",
     )
 
 

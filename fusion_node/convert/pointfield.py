@@ -62,9 +62,7 @@ def _field_int(field: Any, index: int, attr: str, name: str, *, source: str) -> 
     return int(value)
 
 
-def cloud_dtype(
-    fields: Sequence[Any], point_step: int, is_bigendian: bool, *, source: str = ""
-) -> np.dtype[np.void]:
+def cloud_dtype(fields: Sequence[Any], point_step: int, is_bigendian: bool, *, source: str = "") -> np.dtype[np.void]:
     """Structured dtype describing one point of a PointCloud2.
 
     Args:
@@ -83,11 +81,13 @@ def cloud_dtype(
     """
 
     if isinstance(point_step, bool) or not isinstance(point_step, int | np.integer):
-        raise FieldLayoutError(f"point_step must be an integer, got {point_step!r}",
-                               msg_type=_MSG, source=source, field="point_step")
+        raise FieldLayoutError(
+            f"point_step must be an integer, got {point_step!r}", msg_type=_MSG, source=source, field="point_step"
+        )
     if point_step < 0:
-        raise FieldLayoutError(f"point_step must be >= 0, got {point_step}",
-                               msg_type=_MSG, source=source, field="point_step")
+        raise FieldLayoutError(
+            f"point_step must be >= 0, got {point_step}", msg_type=_MSG, source=source, field="point_step"
+        )
     return _point_dtype(fields, int(point_step), is_bigendian, source=source)
 
 
@@ -113,12 +113,12 @@ def _point_dtype(
         if not isinstance(name, str) or not name:
             raise bad(f"fields[{index}] has an empty or non-string name {name!r}")
         if name in names:
-            raise bad(f"duplicate field name '{name}' (fields[{names.index(name)}] and "
-                      f"fields[{index}])")
+            raise bad(f"duplicate field name '{name}' (fields[{names.index(name)}] and fields[{index}])")
         datatype = _field_int(field, index, "datatype", name, source=source)
         if datatype not in POINTFIELD_DTYPES:
-            raise bad(f"field '{name}' has unknown datatype {datatype} "
-                      f"(valid: 1..8 = {', '.join(DATATYPE_NAMES.values())})")
+            raise bad(
+                f"field '{name}' has unknown datatype {datatype} (valid: 1..8 = {', '.join(DATATYPE_NAMES.values())})"
+            )
         offset = _field_int(field, index, "offset", name, source=source)
         count = _field_int(field, index, "count", name, source=source)
         if offset < 0:
@@ -139,13 +139,10 @@ def _point_dtype(
     spans.sort()
     for (start_a, end_a, name_a), (start_b, end_b, name_b) in pairwise(spans):
         if start_b < end_a:
-            raise bad(f"fields '{name_a}' (bytes {start_a}..{end_a}) and '{name_b}' "
-                      f"(bytes {start_b}..{end_b}) overlap")
+            raise bad(f"fields '{name_a}' (bytes {start_a}..{end_a}) and '{name_b}' (bytes {start_b}..{end_b}) overlap")
     itemsize = max((end for _, end, _ in spans), default=0) if point_step is None else point_step
     try:
-        return np.dtype(
-            {"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize}
-        )
+        return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
     except (ValueError, TypeError, OverflowError) as exc:
         raise bad(f"cannot build a point dtype with point_step {point_step}: {exc}") from None
 
@@ -175,28 +172,32 @@ class CloudLayout:
         if points > 0 and self.point_step == 0:
             raise MalformedMessageError(
                 f"point_step is 0 but the cloud has height*width = {points} points",
-                msg_type=_MSG, source=source, field="point_step",
+                msg_type=_MSG,
+                source=source,
+                field="point_step",
             )
         if self.row_step < row_bytes:
             raise MalformedMessageError(
                 f"row_step {self.row_step} < width*point_step = {row_bytes} "
                 f"(width={self.width}, point_step={self.point_step})",
-                msg_type=_MSG, source=source, field="row_step",
+                msg_type=_MSG,
+                source=source,
+                field="row_step",
             )
         fields = get_attr(msg, "fields", msg_type=_MSG, source=source)
         # An empty cloud may come with point_step 0 (e.g. a default-constructed message);
         # its fields still describe the layout, so size the dtype from them.
         step = None if points == 0 and self.point_step == 0 else self.point_step
         self.dtype = _point_dtype(fields, step, bigendian, source=source)
-        self.buffer = byte_buffer(
-            get_attr(msg, "data", msg_type=_MSG, source=source), msg_type=_MSG, source=source
-        )
+        self.buffer = byte_buffer(get_attr(msg, "data", msg_type=_MSG, source=source), msg_type=_MSG, source=source)
         expected = self.height * self.row_step
         if self.buffer.size != expected:
             raise MalformedMessageError(
                 f"data has {self.buffer.size} bytes but height*row_step = {expected} "
                 f"(height={self.height}, row_step={self.row_step})",
-                msg_type=_MSG, source=source, field="data",
+                msg_type=_MSG,
+                source=source,
+                field="data",
             )
 
     @property

@@ -77,8 +77,7 @@ def test_round_trip_each_distortion_model(model: str, D: list[float], ros_model:
         ("rational_polynomial", [1.0, 2, 3, 4, 5, 6, 7, 8], "plumb_bob", [1.0, 2, 3, 4, 5, 6, 7, 8]),
     ],
 )
-def test_distortion_model_mapping(model: str, d: list[float], expected_model: str,
-                                  expected_d: list[float]) -> None:
+def test_distortion_model_mapping(model: str, d: list[float], expected_model: str, expected_d: list[float]) -> None:
     out = camera_info_to_intrinsics(info(model, d), source=TOPIC)
     assert out.distortion_model == expected_model
     np.testing.assert_array_equal(out.D, expected_d)
@@ -95,25 +94,38 @@ def test_full_frame_roi_and_unit_binning_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("msg", "error", "needles"),
     [
-        pytest.param(info("kannala_brandt", [0.0] * 4), UnsupportedEncodingError,
-                     ["'kannala_brandt'", "equidistant"], id="unknown-model"),
-        pytest.param(info("", [0.1, 0, 0, 0, 0]), MalformedMessageError,
-                     ["distortion_model is empty", "0.1"], id="empty-model-nonzero-d"),
-        pytest.param(info("rational_polynomial", [0.1] * 5), MalformedMessageError,
-                     ["8 coefficients", "got 5"], id="rational-5"),
-        pytest.param(info("equidistant", [0.1] * 5), MalformedMessageError,
-                     ["'equidistant'", "got 5"], id="equidistant-5"),
-        pytest.param(info("plumb_bob", [0.0] * 5, k=np.zeros(9)), MalformedMessageError,
-                     ["fx=0.0"], id="uncalibrated-zero-k"),
-        pytest.param(info("plumb_bob", [0.0] * 5, width=0), MalformedMessageError,
-                     ["width", "0"], id="width-0"),
-        pytest.param(info("plumb_bob", [float("nan")] * 5), MalformedMessageError,
-                     ["nan"], id="nan-d"),
-        pytest.param(info("plumb_bob", [0.0] * 5, binning_x=2), UnsupportedMessageError,
-                     ["binning_x = 2"], id="binning"),
-        pytest.param(info("plumb_bob", [0.0] * 5,
-                          roi=RegionOfInterest(x_offset=10, y_offset=0, width=640, height=480)),
-                     UnsupportedMessageError, ["roi", "'x_offset': 10"], id="roi"),
+        pytest.param(
+            info("kannala_brandt", [0.0] * 4),
+            UnsupportedEncodingError,
+            ["'kannala_brandt'", "equidistant"],
+            id="unknown-model",
+        ),
+        pytest.param(
+            info("", [0.1, 0, 0, 0, 0]),
+            MalformedMessageError,
+            ["distortion_model is empty", "0.1"],
+            id="empty-model-nonzero-d",
+        ),
+        pytest.param(
+            info("rational_polynomial", [0.1] * 5), MalformedMessageError, ["8 coefficients", "got 5"], id="rational-5"
+        ),
+        pytest.param(
+            info("equidistant", [0.1] * 5), MalformedMessageError, ["'equidistant'", "got 5"], id="equidistant-5"
+        ),
+        pytest.param(
+            info("plumb_bob", [0.0] * 5, k=np.zeros(9)), MalformedMessageError, ["fx=0.0"], id="uncalibrated-zero-k"
+        ),
+        pytest.param(info("plumb_bob", [0.0] * 5, width=0), MalformedMessageError, ["width", "0"], id="width-0"),
+        pytest.param(info("plumb_bob", [float("nan")] * 5), MalformedMessageError, ["nan"], id="nan-d"),
+        pytest.param(
+            info("plumb_bob", [0.0] * 5, binning_x=2), UnsupportedMessageError, ["binning_x = 2"], id="binning"
+        ),
+        pytest.param(
+            info("plumb_bob", [0.0] * 5, roi=RegionOfInterest(x_offset=10, y_offset=0, width=640, height=480)),
+            UnsupportedMessageError,
+            ["roi", "'x_offset': 10"],
+            id="roi",
+        ),
     ],
 )
 def test_invalid_camera_info(msg: Any, error: type[Exception], needles: list[str]) -> None:
@@ -126,8 +138,13 @@ def test_invalid_camera_info(msg: Any, error: type[Exception], needles: list[str
 
 
 def test_k_with_wrong_length_is_malformed() -> None:
-    duck = SimpleNamespace(height=720, width=1280, distortion_model="plumb_bob", d=[0.0] * 5,
-                           k=[800.0, 0.0, 640.0, 0.0, 800.0, 360.0, 0.0, 0.0])
+    duck = SimpleNamespace(
+        height=720,
+        width=1280,
+        distortion_model="plumb_bob",
+        d=[0.0] * 5,
+        k=[800.0, 0.0, 640.0, 0.0, 800.0, 360.0, 0.0, 0.0],
+    )
     with pytest.raises(MalformedMessageError, match="k must have 9 values, got 8"):
         camera_info_to_intrinsics(duck, source=TOPIC)
 
@@ -140,11 +157,14 @@ def test_real_calibrations_round_trip(realdata: Path) -> None:
     front = nuscenes["cameras"]["CAM_FRONT"]
     pjlab = json.loads((realdata / "pjlab_opencalib" / "calib.json").read_text())["lidar2camera"]
     cases = [
-        CameraIntrinsics(K=np.array(front["K"]), width=front["image_size_wh"][0],
-                         height=front["image_size_wh"][1]),
-        CameraIntrinsics(K=np.array(pjlab["K"]), width=pjlab["image_size_wh"][0],
-                         height=pjlab["image_size_wh"][1], distortion_model="plumb_bob",
-                         D=np.array(pjlab["dist_k1_k2_p1_p2"])),
+        CameraIntrinsics(K=np.array(front["K"]), width=front["image_size_wh"][0], height=front["image_size_wh"][1]),
+        CameraIntrinsics(
+            K=np.array(pjlab["K"]),
+            width=pjlab["image_size_wh"][0],
+            height=pjlab["image_size_wh"][1],
+            distortion_model="plumb_bob",
+            D=np.array(pjlab["dist_k1_k2_p1_p2"]),
+        ),
     ]
     for intrinsics in cases:
         msg = intrinsics_to_camera_info(intrinsics, frame_id="cam", stamp_ns=0)
@@ -152,5 +172,4 @@ def test_real_calibrations_round_trip(realdata: Path) -> None:
         rosbags_msg = TYPESTORE.deserialize_cdr(raw, "sensor_msgs/msg/CameraInfo")
         assert camera_info_to_intrinsics(rosbags_msg, source="real") == intrinsics
     assert cases[1].distortion_model == "plumb_bob"
-    assert intrinsics_to_camera_info(cases[1], frame_id="c", stamp_ns=0).d.tolist() == (
-        pjlab["dist_k1_k2_p1_p2"])
+    assert intrinsics_to_camera_info(cases[1], frame_id="c", stamp_ns=0).d.tolist() == (pjlab["dist_k1_k2_p1_p2"])

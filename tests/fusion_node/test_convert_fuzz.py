@@ -39,28 +39,29 @@ from fusion_node.convert import (
 )
 from fusion_node.errors import ConversionError
 
-FUZZ = settings(max_examples=200, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 SOURCE = "/fuzz/topic"
 
 sizes = st.one_of(st.integers(0, 6), st.integers(-3, 70), st.sampled_from([2**31, 2**32 - 1]))
-weird = st.one_of(st.none(), st.floats(allow_nan=True), st.text(max_size=3), st.booleans(),
-                  st.just([1, 2]))
-floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-1000, 1000),
-                   st.just(0.0))
+weird = st.one_of(st.none(), st.floats(allow_nan=True), st.text(max_size=3), st.booleans(), st.just([1, 2]))
+floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-1000, 1000), st.just(0.0))
 
 
 def containers(raw: bytes) -> st.SearchStrategy[Any]:
     """The byte payload as each container a message may carry (rclpy, rosbags, bytes...)."""
-    return st.sampled_from([
-        raw,
-        bytearray(raw),
-        array.array("B", raw),
-        np.frombuffer(raw, np.uint8),  # read-only, like rosbags
-        np.frombuffer(raw, np.uint8).copy(),
-        memoryview(raw),
-        list(raw),
-    ])
+    return st.sampled_from(
+        [
+            raw,
+            bytearray(raw),
+            array.array("B", raw),
+            np.frombuffer(raw, np.uint8),  # read-only, like rosbags
+            np.frombuffer(raw, np.uint8).copy(),
+            memoryview(raw),
+            list(raw),
+        ]
+    )
 
 
 random_payloads = st.one_of(
@@ -115,8 +116,7 @@ def valid_clouds(draw: st.DrawFn) -> SimpleNamespace:
         names, datatypes, counts, pads = list(RADAR_FIELDS), [7] * 6, [1] * 6, [0] * 6
     else:
         names = draw(st.permutations(NAMES))[: draw(st.integers(0, 6))]
-        datatypes = [draw(st.one_of(st.just(7), st.sampled_from(sorted(POINTFIELD_DTYPES))))
-                     for _ in names]
+        datatypes = [draw(st.one_of(st.just(7), st.sampled_from(sorted(POINTFIELD_DTYPES)))) for _ in names]
         counts = [draw(st.sampled_from([1, 1, 1, 2])) for _ in names]
         pads = [draw(st.sampled_from([0, 0, 1, 3])) for _ in names]
     fields, offset = [], 0
@@ -129,8 +129,14 @@ def valid_clouds(draw: st.DrawFn) -> SimpleNamespace:
     row_step = width * point_step + draw(st.sampled_from([0, 0, 0, 3]))
     raw = draw(st.binary(min_size=height * row_step, max_size=height * row_step))
     return SimpleNamespace(
-        height=height, width=width, fields=fields, is_bigendian=draw(st.booleans()),
-        point_step=point_step, row_step=row_step, data=draw(containers(raw)), is_dense=False,
+        height=height,
+        width=width,
+        fields=fields,
+        is_bigendian=draw(st.booleans()),
+        point_step=point_step,
+        row_step=row_step,
+        data=draw(containers(raw)),
+        is_dense=False,
     )
 
 
@@ -157,11 +163,12 @@ CLOUD_WILD = {
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
 @FUZZ
-@given(mutated(valid_clouds(), CLOUD_WILD),
-       st.sampled_from([("x", "y", "z"), ("x", "y", "z", "intensity"), ("rcs",), ()]),
-       st.sampled_from([np.float32, np.float64, np.int32]))
-def test_pointcloud_readers_never_leak(msg: SimpleNamespace, fields: tuple[str, ...],
-                                       dtype: Any) -> None:
+@given(
+    mutated(valid_clouds(), CLOUD_WILD),
+    st.sampled_from([("x", "y", "z"), ("x", "y", "z", "intensity"), ("rcs",), ()]),
+    st.sampled_from([np.float32, np.float64, np.int32]),
+)
+def test_pointcloud_readers_never_leak(msg: SimpleNamespace, fields: tuple[str, ...], dtype: Any) -> None:
     def pointcloud2_to_structured_() -> Any:
         return pointcloud2_to_structured(msg, source=SOURCE)
 
@@ -184,8 +191,7 @@ def test_pointcloud_readers_never_leak(msg: SimpleNamespace, fields: tuple[str, 
         assert out.dtype == dtype
         if structured is not None and dtype == np.float64:
             for j, name in enumerate(fields):
-                np.testing.assert_array_equal(
-                    out[:, j], structured[name].reshape(-1).astype(np.float64))
+                np.testing.assert_array_equal(out[:, j], structured[name].reshape(-1).astype(np.float64))
     radar = outcome(pointcloud2_to_radar_)
     if radar is not None:
         assert radar.shape == (msg.height * msg.width, 6)
@@ -202,8 +208,14 @@ def valid_images(draw: st.DrawFn) -> SimpleNamespace:
     height, width = draw(st.integers(0, 5)), draw(st.integers(0, 5))
     step = width * dtype.itemsize * channels + draw(st.sampled_from([0, 0, 1, 4]))
     raw = draw(st.binary(min_size=height * step, max_size=height * step))
-    return SimpleNamespace(encoding=encoding, height=height, width=width, step=step,
-                           is_bigendian=draw(st.integers(0, 1)), data=draw(containers(raw)))
+    return SimpleNamespace(
+        encoding=encoding,
+        height=height,
+        width=width,
+        step=step,
+        is_bigendian=draw(st.integers(0, 1)),
+        data=draw(containers(raw)),
+    )
 
 
 IMAGE_WILD = {
@@ -261,13 +273,13 @@ def corrupted(draw: st.DrawFn) -> bytes:
 
 
 valid_compressed = st.sampled_from(SAMPLES).flatmap(
-    lambda sample: st.builds(SimpleNamespace, format=st.just(sample[0]),
-                             data=containers(sample[1]))
+    lambda sample: st.builds(SimpleNamespace, format=st.just(sample[0]), data=containers(sample[1]))
 )
 COMPRESSED_WILD = {
     "format": st.one_of(
-        st.sampled_from(["jpeg", "png", "16UC1; compressedDepth png", "", "tiff", "png; jpeg",
-                         "bgr8; jpeg compressed"]),
+        st.sampled_from(
+            ["jpeg", "png", "16UC1; compressedDepth png", "", "tiff", "png; jpeg", "bgr8; jpeg compressed"]
+        ),
         st.text(max_size=20),
         weird,
     ),
@@ -298,8 +310,7 @@ def test_compressed_reader_never_leaks(msg: SimpleNamespace) -> None:
 
 # --------------------------------------------------------------------------- CameraInfo
 
-MODEL_SIZES = {"plumb_bob": [0, 4, 5, 8], "rational_polynomial": [8], "equidistant": [4],
-               "fisheye": [4], "": [0]}
+MODEL_SIZES = {"plumb_bob": [0, 4, 5, 8], "rational_polynomial": [8], "equidistant": [4], "fisheye": [4], "": [0]}
 
 
 @st.composite
@@ -308,27 +319,30 @@ def valid_camera_infos(draw: st.DrawFn) -> SimpleNamespace:
     n = draw(st.sampled_from(MODEL_SIZES[model]))
     d = draw(st.lists(st.floats(-1, 1), min_size=n, max_size=n))
     fx, fy = draw(st.floats(1, 2000)), draw(st.floats(1, 2000))
-    k = [fx, draw(st.floats(-1, 1)), draw(st.floats(0, 2000)), 0.0, fy,
-         draw(st.floats(0, 2000)), 0.0, 0.0, 1.0]
+    k = [fx, draw(st.floats(-1, 1)), draw(st.floats(0, 2000)), 0.0, fy, draw(st.floats(0, 2000)), 0.0, 0.0, 1.0]
     return SimpleNamespace(
-        height=draw(st.integers(1, 2000)), width=draw(st.integers(1, 2000)),
-        distortion_model=model, d=draw(st.sampled_from([d, np.array(d)])),
-        k=draw(st.sampled_from([k, np.array(k)])), binning_x=draw(st.integers(0, 1)),
-        binning_y=0, roi=SimpleNamespace(x_offset=0, y_offset=0, width=0, height=0),
+        height=draw(st.integers(1, 2000)),
+        width=draw(st.integers(1, 2000)),
+        distortion_model=model,
+        d=draw(st.sampled_from([d, np.array(d)])),
+        k=draw(st.sampled_from([k, np.array(k)])),
+        binning_x=draw(st.integers(0, 1)),
+        binning_y=0,
+        roi=SimpleNamespace(x_offset=0, y_offset=0, width=0, height=0),
     )
 
 
 CAMERA_WILD = {
     "height": st.one_of(sizes, weird),
     "width": st.one_of(sizes, weird),
-    "distortion_model": st.one_of(st.sampled_from(["none", "kannala_brandt", "Plumb_Bob"]),
-                                  st.text(max_size=5), weird),
+    "distortion_model": st.one_of(st.sampled_from(["none", "kannala_brandt", "Plumb_Bob"]), st.text(max_size=5), weird),
     "d": st.one_of(st.lists(floats, max_size=9), st.lists(st.just(0.0), max_size=8), weird),
-    "k": st.one_of(st.lists(floats, min_size=9, max_size=9), st.lists(floats, max_size=12),
-                   weird),
+    "k": st.one_of(st.lists(floats, min_size=9, max_size=9), st.lists(floats, max_size=12), weird),
     "binning_x": st.one_of(st.integers(-1, 3), weird),
-    "roi": st.one_of(weird, st.builds(SimpleNamespace, x_offset=st.integers(-1, 5),
-                                      y_offset=st.integers(0, 5), width=sizes, height=sizes)),
+    "roi": st.one_of(
+        weird,
+        st.builds(SimpleNamespace, x_offset=st.integers(-1, 5), y_offset=st.integers(0, 5), width=sizes, height=sizes),
+    ),
 }
 
 
@@ -355,8 +369,7 @@ def vectors(values: st.SearchStrategy[float]) -> st.SearchStrategy[SimpleNamespa
 
 
 def headers() -> st.SearchStrategy[SimpleNamespace]:
-    stamp = st.builds(SimpleNamespace, sec=st.integers(0, 2**31 - 1),
-                      nanosec=st.integers(0, 10**9 - 1))
+    stamp = st.builds(SimpleNamespace, sec=st.integers(0, 2**31 - 1), nanosec=st.integers(0, 10**9 - 1))
     return st.builds(SimpleNamespace, stamp=stamp, frame_id=st.text(max_size=4))
 
 
@@ -367,26 +380,43 @@ def valid_odometry(draw: st.DrawFn) -> SimpleNamespace:
     q = q * draw(st.floats(0.9995, 1.0005))
     orientation = SimpleNamespace(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3]))
     return SimpleNamespace(
-        header=draw(headers()), child_frame_id=draw(st.text(max_size=4)),
-        pose=SimpleNamespace(pose=SimpleNamespace(position=draw(vectors(good_floats)),
-                                                  orientation=orientation)),
-        twist=SimpleNamespace(twist=SimpleNamespace(linear=draw(vectors(good_floats)),
-                                                    angular=draw(vectors(good_floats)))),
+        header=draw(headers()),
+        child_frame_id=draw(st.text(max_size=4)),
+        pose=SimpleNamespace(pose=SimpleNamespace(position=draw(vectors(good_floats)), orientation=orientation)),
+        twist=SimpleNamespace(
+            twist=SimpleNamespace(linear=draw(vectors(good_floats)), angular=draw(vectors(good_floats)))
+        ),
     )
 
 
-wild_stamp = st.builds(SimpleNamespace, sec=st.one_of(st.integers(-5, 2**32), weird),
-                       nanosec=st.one_of(st.integers(-1, 2 * 10**9), weird))
-wild_header = st.one_of(weird, st.builds(SimpleNamespace, stamp=st.one_of(wild_stamp, weird),
-                                         frame_id=st.one_of(st.text(max_size=4), weird)))
+wild_stamp = st.builds(
+    SimpleNamespace, sec=st.one_of(st.integers(-5, 2**32), weird), nanosec=st.one_of(st.integers(-1, 2 * 10**9), weird)
+)
+wild_header = st.one_of(
+    weird,
+    st.builds(SimpleNamespace, stamp=st.one_of(wild_stamp, weird), frame_id=st.one_of(st.text(max_size=4), weird)),
+)
 ODOM_WILD = {
     "header": wild_header,
     "child_frame_id": weird,
-    "pose": st.one_of(weird, st.builds(SimpleNamespace, pose=st.builds(
-        SimpleNamespace, position=vectors(floats),
-        orientation=st.builds(SimpleNamespace, x=floats, y=floats, z=floats, w=floats)))),
-    "twist": st.one_of(weird, st.builds(SimpleNamespace, twist=st.builds(
-        SimpleNamespace, linear=vectors(st.one_of(floats, weird)), angular=vectors(floats)))),
+    "pose": st.one_of(
+        weird,
+        st.builds(
+            SimpleNamespace,
+            pose=st.builds(
+                SimpleNamespace,
+                position=vectors(floats),
+                orientation=st.builds(SimpleNamespace, x=floats, y=floats, z=floats, w=floats),
+            ),
+        ),
+    ),
+    "twist": st.one_of(
+        weird,
+        st.builds(
+            SimpleNamespace,
+            twist=st.builds(SimpleNamespace, linear=vectors(st.one_of(floats, weird)), angular=vectors(floats)),
+        ),
+    ),
 }
 
 
@@ -395,8 +425,11 @@ def valid_ranges(draw: st.DrawFn) -> SimpleNamespace:
     lo = draw(st.floats(0, 1))
     hi = lo + draw(st.floats(0, 10))
     return SimpleNamespace(
-        header=draw(headers()), radiation_type=0, field_of_view=draw(st.floats(0, 3)),
-        min_range=lo, max_range=hi,
+        header=draw(headers()),
+        radiation_type=0,
+        field_of_view=draw(st.floats(0, 3)),
+        min_range=lo,
+        max_range=hi,
         range=draw(st.one_of(st.floats(-1, 12), st.sampled_from([math.inf, -math.inf]))),
     )
 
@@ -445,18 +478,23 @@ def test_valid_clouds_match_an_independent_decoder(data: st.DataObject) -> None:
     raw = data.draw(st.binary(min_size=height * row_step, max_size=height * row_step))
     bigendian = data.draw(st.booleans())
     msg = SimpleNamespace(
-        height=height, width=width, point_step=point_step, row_step=row_step,
-        is_bigendian=bigendian, data=data.draw(containers(raw)),
-        fields=[SimpleNamespace(name=n, offset=o, datatype=7, count=1)
-                for n, o in zip("xyz", offsets, strict=True)],
+        height=height,
+        width=width,
+        point_step=point_step,
+        row_step=row_step,
+        is_bigendian=bigendian,
+        data=data.draw(containers(raw)),
+        fields=[SimpleNamespace(name=n, offset=o, datatype=7, count=1) for n, o in zip("xyz", offsets, strict=True)],
     )
     out = pointcloud2_to_array(msg, ("x", "y", "z"), source=SOURCE)
     assert out.shape == (width * height, 3)
     order = ">" if bigendian else "<"
     expected = np.array(
-        [[np.frombuffer(raw, f"{order}f4", count=1, offset=r * row_step + c * point_step + o)[0]
-          for o in offsets]
-         for r in range(height) for c in range(width)],
+        [
+            [np.frombuffer(raw, f"{order}f4", count=1, offset=r * row_step + c * point_step + o)[0] for o in offsets]
+            for r in range(height)
+            for c in range(width)
+        ],
         dtype=np.float32,
     ).reshape(-1, 3)
     assert out.tobytes() == expected.tobytes()  # bitwise: NaN payloads survive

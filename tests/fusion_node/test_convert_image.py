@@ -41,8 +41,9 @@ def random_image(encoding: str, height: int = 5, width: int = 7, seed: int = 0) 
     return rng.integers(0, np.iinfo(dtype).max, size=shape, endpoint=True).astype(dtype)
 
 
-def image_msg(pixels: np.ndarray, encoding: str, *, step: int | None = None,
-              bigendian: bool = False, pad_byte: int = 0xAB) -> Image:
+def image_msg(
+    pixels: np.ndarray, encoding: str, *, step: int | None = None, bigendian: bool = False, pad_byte: int = 0xAB
+) -> Image:
     """An Image built by hand (not by the code under test), optionally padded/big-endian."""
     height, width = pixels.shape[:2]
     order = ">" if bigendian else "<"
@@ -126,8 +127,7 @@ def test_readers_accept_rosbags_and_rclpy_deserialized_messages() -> None:
 
 
 def test_empty_image() -> None:
-    msg = SimpleNamespace(height=0, width=4, encoding="rgb8", step=12, is_bigendian=0,
-                          data=b"")
+    msg = SimpleNamespace(height=0, width=4, encoding="rgb8", step=12, is_bigendian=0, data=b"")
     out = image_to_array(msg)
     assert out.shape == (0, 4, 3)
     assert out.dtype == np.uint8
@@ -136,25 +136,26 @@ def test_empty_image() -> None:
 @pytest.mark.parametrize(
     ("changes", "error", "needles"),
     [
-        pytest.param(dict(encoding="yuv422"), UnsupportedEncodingError,
-                     ["'yuv422'", "bgr8"], id="unknown-encoding"),
-        pytest.param(dict(data=bytes(83)), MalformedMessageError,
-                     ["83 bytes", "height*step = 84", "height=4", "step=21"], id="data-short"),
-        pytest.param(dict(data=bytes(90)), MalformedMessageError,
-                     ["90 bytes", "84"], id="data-long"),
-        pytest.param(dict(step=20), MalformedMessageError,
-                     ["step 20", "width*bytes_per_pixel = 21", "3 bytes per pixel"],
-                     id="step-too-small"),
-        pytest.param(dict(is_bigendian=7), MalformedMessageError,
-                     ["is_bigendian", "7"], id="bad-bigendian"),
-        pytest.param(dict(height=-1), MalformedMessageError,
-                     ["height must be >= 0, got -1"], id="negative-height"),
-        pytest.param(dict(width=2.5), MalformedMessageError,
-                     ["width must be an integer", "2.5"], id="float-width"),
+        pytest.param(dict(encoding="yuv422"), UnsupportedEncodingError, ["'yuv422'", "bgr8"], id="unknown-encoding"),
+        pytest.param(
+            dict(data=bytes(83)),
+            MalformedMessageError,
+            ["83 bytes", "height*step = 84", "height=4", "step=21"],
+            id="data-short",
+        ),
+        pytest.param(dict(data=bytes(90)), MalformedMessageError, ["90 bytes", "84"], id="data-long"),
+        pytest.param(
+            dict(step=20),
+            MalformedMessageError,
+            ["step 20", "width*bytes_per_pixel = 21", "3 bytes per pixel"],
+            id="step-too-small",
+        ),
+        pytest.param(dict(is_bigendian=7), MalformedMessageError, ["is_bigendian", "7"], id="bad-bigendian"),
+        pytest.param(dict(height=-1), MalformedMessageError, ["height must be >= 0, got -1"], id="negative-height"),
+        pytest.param(dict(width=2.5), MalformedMessageError, ["width must be an integer", "2.5"], id="float-width"),
     ],
 )
-def test_malformed_images(changes: dict[str, Any], error: type[Exception],
-                          needles: list[str]) -> None:
+def test_malformed_images(changes: dict[str, Any], error: type[Exception], needles: list[str]) -> None:
     base = dict(height=4, width=7, encoding="bgr8", step=21, is_bigendian=0, data=bytes(84))
     base.update(changes)
     with pytest.raises(error) as info:
@@ -175,8 +176,7 @@ def test_malformed_images(changes: dict[str, Any], error: type[Exception],
         (np.zeros((2, 2), np.uint8), "nv12", UnsupportedEncodingError, "'nv12'"),
     ],
 )
-def test_array_to_image_validates(array: np.ndarray, encoding: str, error: type[Exception],
-                                  needle: str) -> None:
+def test_array_to_image_validates(array: np.ndarray, encoding: str, error: type[Exception], needle: str) -> None:
     with pytest.raises(error) as info:
         array_to_image(array, encoding, frame_id="c", stamp_ns=0)
     assert needle in str(info.value)
@@ -188,8 +188,7 @@ def test_array_to_image_validates(array: np.ndarray, encoding: str, error: type[
 @pytest.mark.parametrize("pixels", [smooth_bgr(), smooth_bgr()[:, :, 1]], ids=["bgr", "mono"])
 def test_png_round_trip_is_exact(pixels: np.ndarray) -> None:
     msg = array_to_compressed(pixels, "png", frame_id="cam", stamp_ns=3)
-    assert msg.format == ("bgr8; png compressed bgr8" if pixels.ndim == 3
-                          else "mono8; png compressed mono8")
+    assert msg.format == ("bgr8; png compressed bgr8" if pixels.ndim == 3 else "mono8; png compressed mono8")
     out = compressed_to_array(msg, source=TOPIC)
     assert out.dtype == np.uint8
     assert out.shape == pixels.shape
@@ -223,8 +222,15 @@ def test_jpeg_round_trip_within_tolerance(fmt: str) -> None:
 
 @pytest.mark.parametrize(
     "fmt",
-    ["jpeg", "jpg", "JPEG", " png ", "rgb8; jpeg compressed bgr8",
-     "bgr8; png compressed bgr8", "bgra8; jpeg compressed bgr8"],
+    [
+        "jpeg",
+        "jpg",
+        "JPEG",
+        " png ",
+        "rgb8; jpeg compressed bgr8",
+        "bgr8; png compressed bgr8",
+        "bgra8; jpeg compressed bgr8",
+    ],
 )
 def test_format_strings_accepted(fmt: str) -> None:
     pixels = smooth_bgr(8, 8)
@@ -255,28 +261,35 @@ def test_compressed_through_cdr_rclpy_and_rosbags() -> None:
     raw = serialize_message(array_to_compressed(smooth_bgr(), "png", frame_id="c", stamp_ns=1))
     from_rclpy = deserialize_message(raw, CompressedImage)
     from_rosbags = TYPESTORE.deserialize_cdr(raw, "sensor_msgs/msg/CompressedImage")
-    np.testing.assert_array_equal(compressed_to_array(from_rclpy),
-                                  compressed_to_array(from_rosbags))
+    np.testing.assert_array_equal(compressed_to_array(from_rclpy), compressed_to_array(from_rosbags))
 
 
 @pytest.mark.parametrize(
     ("fmt", "data", "error", "needles"),
     [
-        pytest.param("jpeg", b"\xff\xd8\xff" + b"\x00garbage" * 20, MalformedMessageError,
-                     ["cannot decode 163 bytes as jpeg"], id="corrupt-jpeg"),
-        pytest.param("jpeg", b"not an image at all", MalformedMessageError,
-                     ["jpeg signature", "6e6f74"], id="not-jpeg"),
+        pytest.param(
+            "jpeg",
+            b"\xff\xd8\xff" + b"\x00garbage" * 20,
+            MalformedMessageError,
+            ["cannot decode 163 bytes as jpeg"],
+            id="corrupt-jpeg",
+        ),
+        pytest.param(
+            "jpeg", b"not an image at all", MalformedMessageError, ["jpeg signature", "6e6f74"], id="not-jpeg"
+        ),
         pytest.param("png", b"", MalformedMessageError, ["0 bytes", "nothing"], id="empty"),
-        pytest.param("webp", b"RIFF....WEBP", UnsupportedEncodingError, ["'webp'"],
-                     id="unknown-format"),
-        pytest.param("", b"\xff\xd8\xff", UnsupportedEncodingError, ["format ''"],
-                     id="empty-format"),
-        pytest.param("16UC1; compressedDepth png", b"\x00" * 20, UnsupportedEncodingError,
-                     ["compressedDepth"], id="compressed-depth"),
+        pytest.param("webp", b"RIFF....WEBP", UnsupportedEncodingError, ["'webp'"], id="unknown-format"),
+        pytest.param("", b"\xff\xd8\xff", UnsupportedEncodingError, ["format ''"], id="empty-format"),
+        pytest.param(
+            "16UC1; compressedDepth png",
+            b"\x00" * 20,
+            UnsupportedEncodingError,
+            ["compressedDepth"],
+            id="compressed-depth",
+        ),
     ],
 )
-def test_malformed_compressed(fmt: str, data: bytes, error: type[Exception],
-                              needles: list[str]) -> None:
+def test_malformed_compressed(fmt: str, data: bytes, error: type[Exception], needles: list[str]) -> None:
     with pytest.raises(error) as info:
         compressed_to_array(SimpleNamespace(format=fmt, data=data), source=TOPIC)
     text = str(info.value)
@@ -320,8 +333,9 @@ def test_truncated_png_is_malformed() -> None:
         (np.zeros((0, 4), np.uint8), "png", {}, InvalidArrayError, "empty"),
     ],
 )
-def test_array_to_compressed_validates(array: np.ndarray, fmt: str, kwargs: dict[str, Any],
-                                       error: type[Exception], needle: str) -> None:
+def test_array_to_compressed_validates(
+    array: np.ndarray, fmt: str, kwargs: dict[str, Any], error: type[Exception], needle: str
+) -> None:
     with pytest.raises(error) as info:
         array_to_compressed(array, fmt, frame_id="c", stamp_ns=0, **kwargs)
     assert needle in str(info.value)

@@ -71,9 +71,7 @@ def test_invalid_time(sec: Any, nanosec: Any, needle: str) -> None:
     assert needle in str(info.value)
 
 
-@pytest.mark.parametrize(
-    ("ns", "needle"), [(-1, "got -1"), (MAX_NS + 1, "int32"), (1.0, "float"), (True, "bool")]
-)
+@pytest.mark.parametrize(("ns", "needle"), [(-1, "got -1"), (MAX_NS + 1, "int32"), (1.0, "float"), (True, "bool")])
 def test_invalid_ns_to_time(ns: Any, needle: str) -> None:
     with pytest.raises(MalformedMessageError, match=needle):
         ns_to_time(ns)
@@ -119,8 +117,7 @@ def test_odometry_round_trip() -> None:
 
 
 def test_slightly_denormalized_quaternion_is_normalized() -> None:
-    sample = odometry_to_sample(odometry(pose__pose__orientation__w=1.0005,
-                                         pose__pose__orientation__z=0.0))
+    sample = odometry_to_sample(odometry(pose__pose__orientation__w=1.0005, pose__pose__orientation__z=0.0))
     np.testing.assert_allclose(sample.orientation_wxyz, [1, 0, 0, 0], atol=1e-12)
     assert abs(np.linalg.norm(sample.orientation_wxyz) - 1.0) < 1e-12
 
@@ -128,16 +125,17 @@ def test_slightly_denormalized_quaternion_is_normalized() -> None:
 @pytest.mark.parametrize(
     ("changes", "needles"),
     [
-        pytest.param({"pose__pose__position__y": math.nan}, ["pose.pose.position", "y=nan"],
-                     id="nan-position"),
-        pytest.param({"twist__twist__angular__z": math.inf}, ["twist.twist.angular", "z=inf"],
-                     id="inf-angular"),
-        pytest.param({"pose__pose__orientation__w": math.nan}, ["orientation", "w=nan"],
-                     id="nan-quaternion"),
-        pytest.param({"pose__pose__orientation__w": 1.1, "pose__pose__orientation__z": 0.0},
-                     ["norm 1.1", "w=1.1"], id="quaternion-norm"),
-        pytest.param({"pose__pose__orientation__w": 0.0, "pose__pose__orientation__z": 0.0},
-                     ["norm 0"], id="zero-quaternion"),
+        pytest.param({"pose__pose__position__y": math.nan}, ["pose.pose.position", "y=nan"], id="nan-position"),
+        pytest.param({"twist__twist__angular__z": math.inf}, ["twist.twist.angular", "z=inf"], id="inf-angular"),
+        pytest.param({"pose__pose__orientation__w": math.nan}, ["orientation", "w=nan"], id="nan-quaternion"),
+        pytest.param(
+            {"pose__pose__orientation__w": 1.1, "pose__pose__orientation__z": 0.0},
+            ["norm 1.1", "w=1.1"],
+            id="quaternion-norm",
+        ),
+        pytest.param(
+            {"pose__pose__orientation__w": 0.0, "pose__pose__orientation__z": 0.0}, ["norm 0"], id="zero-quaternion"
+        ),
     ],
 )
 def test_invalid_odometry(changes: dict[str, float], needles: list[str]) -> None:
@@ -150,9 +148,15 @@ def test_invalid_odometry(changes: dict[str, float], needles: list[str]) -> None
 
 
 def test_odometry_sample_validates() -> None:
-    good = dict(stamp_ns=1, frame_id="odom", child_frame_id="base", position=[0, 0, 0],
-                orientation_wxyz=[1, 0, 0, 0], linear_velocity=[0, 0, 0],
-                angular_velocity=[0, 0, 0])
+    good = dict(
+        stamp_ns=1,
+        frame_id="odom",
+        child_frame_id="base",
+        position=[0, 0, 0],
+        orientation_wxyz=[1, 0, 0, 0],
+        linear_velocity=[0, 0, 0],
+        angular_velocity=[0, 0, 0],
+    )
     OdometrySample(**good)  # type: ignore[arg-type]
     for key, value, needle in [
         ("orientation_wxyz", [1.1, 0, 0, 0], "unit quaternion"),
@@ -194,16 +198,21 @@ def range_msg(value: float, **changes: Any) -> Range:
 def test_range_rep117_semantics(value: float, detected: bool, range_m: float) -> None:
     reading = range_to_reading(range_msg(value), source=RANGE_TOPIC)
     assert (reading.detected, reading.range_m) == (detected, range_m)
-    assert (reading.min_range_m, reading.max_range_m, reading.field_of_view_rad) == (
-        0.25, 4.0, 0.5)
+    assert (reading.min_range_m, reading.max_range_m, reading.field_of_view_rad) == (0.25, 4.0, 0.5)
     assert (reading.stamp_ns, reading.frame_id) == (7_000_000_000, "us_front_left")
 
 
 @pytest.mark.parametrize("detected", [True, False])
 def test_range_round_trip(detected: bool) -> None:
-    reading = RangeReading(stamp_ns=123, frame_id="us", range_m=1.5 if detected else math.inf,
-                           min_range_m=0.25, max_range_m=4.0, field_of_view_rad=0.5,
-                           detected=detected)
+    reading = RangeReading(
+        stamp_ns=123,
+        frame_id="us",
+        range_m=1.5 if detected else math.inf,
+        min_range_m=0.25,
+        max_range_m=4.0,
+        field_of_view_rad=0.5,
+        detected=detected,
+    )
     msg = reading_to_range(reading)
     assert msg.radiation_type == Range.ULTRASOUND
     raw = serialize_message(msg)
@@ -215,14 +224,24 @@ def test_range_round_trip(detected: bool) -> None:
     ("msg", "error", "needles"),
     [
         pytest.param(range_msg(math.nan), MalformedMessageError, ["range is NaN"], id="nan"),
-        pytest.param(range_msg(1.0, radiation_type=Range.INFRARED), UnsupportedMessageError,
-                     ["radiation_type = 1 (INFRARED)"], id="infrared"),
-        pytest.param(range_msg(1.0, min_range=5.0), MalformedMessageError,
-                     ["min_range 5.0 > max_range 4.0"], id="min-gt-max"),
-        pytest.param(range_msg(1.0, max_range=math.inf), MalformedMessageError,
-                     ["max_range must be finite, got inf"], id="inf-max"),
-        pytest.param(range_msg(1.0, field_of_view=-0.1), MalformedMessageError,
-                     ["field_of_view", "-0.1"], id="negative-fov"),
+        pytest.param(
+            range_msg(1.0, radiation_type=Range.INFRARED),
+            UnsupportedMessageError,
+            ["radiation_type = 1 (INFRARED)"],
+            id="infrared",
+        ),
+        pytest.param(
+            range_msg(1.0, min_range=5.0), MalformedMessageError, ["min_range 5.0 > max_range 4.0"], id="min-gt-max"
+        ),
+        pytest.param(
+            range_msg(1.0, max_range=math.inf),
+            MalformedMessageError,
+            ["max_range must be finite, got inf"],
+            id="inf-max",
+        ),
+        pytest.param(
+            range_msg(1.0, field_of_view=-0.1), MalformedMessageError, ["field_of_view", "-0.1"], id="negative-fov"
+        ),
     ],
 )
 def test_invalid_range(msg: Range, error: type[Exception], needles: list[str]) -> None:
@@ -236,11 +255,25 @@ def test_invalid_range(msg: Range, error: type[Exception], needles: list[str]) -
 
 def test_range_reading_validates() -> None:
     with pytest.raises(ValueError, match="within"):
-        RangeReading(stamp_ns=0, frame_id="us", range_m=5.0, min_range_m=0.2, max_range_m=4.0,
-                     field_of_view_rad=0.5, detected=True)
+        RangeReading(
+            stamp_ns=0,
+            frame_id="us",
+            range_m=5.0,
+            min_range_m=0.2,
+            max_range_m=4.0,
+            field_of_view_rad=0.5,
+            detected=True,
+        )
     with pytest.raises(ValueError, match="inf when nothing"):
-        RangeReading(stamp_ns=0, frame_id="us", range_m=1.0, min_range_m=0.2, max_range_m=4.0,
-                     field_of_view_rad=0.5, detected=False)
+        RangeReading(
+            stamp_ns=0,
+            frame_id="us",
+            range_m=1.0,
+            min_range_m=0.2,
+            max_range_m=4.0,
+            field_of_view_rad=0.5,
+            detected=False,
+        )
 
 
 def test_samples_module_is_ros_free() -> None:
@@ -251,6 +284,5 @@ def test_samples_module_is_ros_free() -> None:
         "'geometry_msgs', 'fusion_node')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -65,8 +65,12 @@ def make_msg(
 
 def xyzi_struct(n: int, point_step: int, seed: int = 0) -> np.ndarray:
     dtype = np.dtype(
-        {"names": ["x", "y", "z", "intensity"], "formats": ["<f4"] * 4,
-         "offsets": [0, 4, 8, 12], "itemsize": point_step}
+        {
+            "names": ["x", "y", "z", "intensity"],
+            "formats": ["<f4"] * 4,
+            "offsets": [0, 4, 8, 12],
+            "itemsize": point_step,
+        }
     )
     rng = np.random.default_rng(seed)
     points = np.zeros(n, dtype=dtype)
@@ -88,8 +92,7 @@ def test_pointfield_dtypes_cover_the_eight_datatypes() -> None:
 
 
 def test_cloud_dtype_offsets_count_and_byte_order() -> None:
-    fields = [field("x", 0), field("ring", 4, PointField.UINT16),
-              field("normal", 8, PointField.FLOAT64, count=3)]
+    fields = [field("x", 0), field("ring", 4, PointField.UINT16), field("normal", 8, PointField.FLOAT64, count=3)]
     little = cloud_dtype(fields, 40, False)
     assert little.itemsize == 40
     assert little.fields is not None
@@ -122,17 +125,14 @@ def structured_arrays(draw: st.DrawFn) -> np.ndarray:
         offsets.append(offset)
         offset += base.itemsize * count
     itemsize = offset + draw(st.integers(0, 8))
-    dtype = np.dtype(
-        {"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize}
-    )
+    dtype = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
     shape = draw(
         st.one_of(
             st.tuples(st.integers(0, 12)),
             st.tuples(st.integers(2, 4), st.integers(0, 5)),
         )
     )
-    raw = draw(st.binary(min_size=itemsize * int(np.prod(shape)),
-                         max_size=itemsize * int(np.prod(shape))))
+    raw = draw(st.binary(min_size=itemsize * int(np.prod(shape)), max_size=itemsize * int(np.prod(shape))))
     # From a writable buffer, not .copy(): numpy copies structured arrays field by field and
     # leaves padding bytes uninitialized.
     return np.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)
@@ -155,9 +155,7 @@ def test_structured_round_trip_random_layouts(points: np.ndarray) -> None:
     if points.dtype == points.dtype.newbyteorder("<"):  # (dtype.isnative ignores subarrays)
         assert bytes(msg.data) == points.tobytes()  # padding bytes preserved verbatim
     out = pointcloud2_to_structured(msg, source=TOPIC)
-    expected_shape = points.shape if points.ndim == 2 and points.shape[0] > 1 else (
-        points.size,
-    )
+    expected_shape = points.shape if points.ndim == 2 and points.shape[0] > 1 else (points.size,)
     assert out.shape == expected_shape
     assert out.dtype.itemsize == points.dtype.itemsize
     for name in points.dtype.names or ():
@@ -167,8 +165,7 @@ def test_structured_round_trip_random_layouts(points: np.ndarray) -> None:
 
 
 def test_big_endian_message_is_read_in_its_byte_order() -> None:
-    values = np.array([(1.5, 70000, -3), (-2.25, 1, 7)],
-                      dtype=[("x", ">f4"), ("t", ">u4"), ("c", ">i2")])
+    values = np.array([(1.5, 70000, -3), (-2.25, 1, 7)], dtype=[("x", ">f4"), ("t", ">u4"), ("c", ">i2")])
     fields = [field("x", 0), field("t", 4, PointField.UINT32), field("c", 8, PointField.INT16)]
     msg = make_msg(fields, point_step=10, width=2, data=values.tobytes(), is_bigendian=True)
     out = pointcloud2_to_structured(msg)
@@ -204,9 +201,14 @@ def test_xyzi_round_trip_and_zero_padding(point_step: int) -> None:
 
 
 def test_to_array_general_path_matches_fields() -> None:
-    dtype = np.dtype({"names": ["intensity", "x", "ring", "y", "z"],
-                      "formats": ["<u2", "<f8", "<u1", "<f4", "<f4"],
-                      "offsets": [0, 4, 12, 16, 24], "itemsize": 32})
+    dtype = np.dtype(
+        {
+            "names": ["intensity", "x", "ring", "y", "z"],
+            "formats": ["<u2", "<f8", "<u1", "<f4", "<f4"],
+            "offsets": [0, 4, 12, 16, 24],
+            "itemsize": 32,
+        }
+    )
     points = np.zeros(5, dtype)
     points["x"] = np.arange(5) * 1.25
     points["y"] = -np.arange(5)
@@ -215,15 +217,20 @@ def test_to_array_general_path_matches_fields() -> None:
     points["ring"] = [3, 2, 1, 0, 255]
     msg = structured_to_pointcloud2(points, frame_id="f", stamp_ns=0)
     out = pointcloud2_to_array(msg, ("x", "y", "z", "intensity", "ring"))
-    expected = np.stack([points[n].astype(np.float32)
-                         for n in ("x", "y", "z", "intensity", "ring")], axis=1)
+    expected = np.stack([points[n].astype(np.float32) for n in ("x", "y", "z", "intensity", "ring")], axis=1)
     np.testing.assert_array_equal(out, expected)
     assert pointcloud2_to_array(msg, ("ring",), np.uint8).dtype == np.uint8
 
 
 def test_fast_path_copies_fields_at_any_offset_and_order_matters() -> None:
-    dtype = np.dtype({"names": ["t", "x", "y", "z"], "formats": ["<f8", "<f4", "<f4", "<f4"],
-                      "offsets": [0, 8, 12, 16], "itemsize": 24})
+    dtype = np.dtype(
+        {
+            "names": ["t", "x", "y", "z"],
+            "formats": ["<f8", "<f4", "<f4", "<f4"],
+            "offsets": [0, 8, 12, 16],
+            "itemsize": 24,
+        }
+    )
     points = np.zeros(4, dtype)
     for j, name in enumerate("xyz"):
         points[name] = np.arange(4) + 10 * j
@@ -258,7 +265,11 @@ def test_padded_rows_are_stripped(height: int) -> None:
         data += row.tobytes() + b"\xee" * 12
     msg = make_msg(
         [field("x", 0), field("y", 4), field("z", 8), field("intensity", 12)],
-        point_step=16, width=4, height=height, row_step=row_step, data=bytes(data),
+        point_step=16,
+        width=4,
+        height=height,
+        row_step=row_step,
+        data=bytes(data),
     )
     out = pointcloud2_to_structured(msg, source=TOPIC)
     assert out.shape == ((height, 4) if height > 1 else (4,))
@@ -266,8 +277,7 @@ def test_padded_rows_are_stripped(height: int) -> None:
     assert not np.shares_memory(out, np.frombuffer(msg.data, np.uint8))
     xyzi = pointcloud2_to_array(msg)
     np.testing.assert_array_equal(xyzi[:, 3], points["intensity"].reshape(-1))
-    np.testing.assert_array_equal(pointcloud2_to_array(msg, ("y", "x"))[:, 1],
-                                  points["x"].reshape(-1))
+    np.testing.assert_array_equal(pointcloud2_to_array(msg, ("y", "x"))[:, 1], points["x"].reshape(-1))
 
 
 def test_non_contiguous_input_keeps_padding_bytes() -> None:
@@ -324,8 +334,10 @@ def test_structured_view_is_zero_copy(container: str) -> None:
         data = np.frombuffer(bytes(msg.data), np.uint8)
     else:
         data = msg.data
-    duck = SimpleNamespace(**{k: getattr(msg, k) for k in (
-        "height", "width", "fields", "is_bigendian", "point_step", "row_step")}, data=data)
+    duck = SimpleNamespace(
+        **{k: getattr(msg, k) for k in ("height", "width", "fields", "is_bigendian", "point_step", "row_step")},
+        data=data,
+    )
     out = pointcloud2_to_structured(duck)
     assert np.shares_memory(out, np.frombuffer(data, np.uint8))
     if container == "array":  # writable buffer: the view aliases the message
@@ -339,9 +351,14 @@ def test_structured_view_is_zero_copy(container: str) -> None:
 
 
 def test_round_trip_through_cdr_rclpy_and_rosbags() -> None:
-    dtype = np.dtype({"names": ["x", "y", "z", "intensity", "ring", "t"],
-                      "formats": ["<f4", "<f4", "<f4", "<f4", "<u2", "<f8"],
-                      "offsets": [0, 4, 8, 12, 16, 24], "itemsize": 40})
+    dtype = np.dtype(
+        {
+            "names": ["x", "y", "z", "intensity", "ring", "t"],
+            "formats": ["<f4", "<f4", "<f4", "<f4", "<u2", "<f8"],
+            "offsets": [0, 4, 8, 12, 16, 24],
+            "itemsize": 40,
+        }
+    )
     rng = np.random.default_rng(11)
     points = np.zeros((4, 25), dtype)
     for name in ("x", "y", "z", "intensity", "t"):
@@ -376,38 +393,53 @@ def xyz_fields() -> list[Any]:
 @pytest.mark.parametrize(
     ("kwargs", "error", "needles"),
     [
-        pytest.param(dict(data=bytes(1000), width=64),
-                     MalformedMessageError, ["1000 bytes", "height*row_step = 1024",
-                                             "row_step=1024"], id="data-short"),
-        pytest.param(dict(data=bytes(1030), width=64),
-                     MalformedMessageError, ["1030 bytes", "1024"], id="data-long"),
-        pytest.param(dict(row_step=100, width=64),
-                     MalformedMessageError, ["row_step 100", "width*point_step = 1024"],
-                     id="row-step-small"),
-        pytest.param(dict(point_step=0, width=3, fields=[]),
-                     MalformedMessageError, ["point_step is 0", "3 points"], id="point-step-0"),
-        pytest.param(dict(fields=[field("x", 0), field("y", 2)]),
-                     FieldLayoutError, ["'x' (bytes 0..4)", "'y' (bytes 2..6)", "overlap"],
-                     id="overlap"),
-        pytest.param(dict(fields=[field("x", 0), field("d", 12, PointField.FLOAT64)]),
-                     FieldLayoutError, ["'d'", "bytes 12..20", "point_step 16"],
-                     id="past-point-step"),
-        pytest.param(dict(fields=[field("n", 4, PointField.FLOAT32, count=4)]),
-                     FieldLayoutError, ["'n'", "x 4", "point_step 16"], id="count-past-end"),
-        pytest.param(dict(fields=[field("x", 0, 9)]),
-                     FieldLayoutError, ["'x'", "datatype 9"], id="datatype-9"),
-        pytest.param(dict(fields=[field("x", 0, 0)]),
-                     FieldLayoutError, ["'x'", "datatype 0"], id="datatype-0"),
-        pytest.param(dict(fields=[field("x", 0), field("x", 4)]),
-                     FieldLayoutError, ["duplicate", "'x'"], id="duplicate-name"),
-        pytest.param(dict(fields=[field("", 0)]),
-                     FieldLayoutError, ["empty", "fields[0]"], id="empty-name"),
-        pytest.param(dict(fields=[field("x", 0, count=0)]),
-                     FieldLayoutError, ["'x'", "count 0"], id="count-0"),
+        pytest.param(
+            dict(data=bytes(1000), width=64),
+            MalformedMessageError,
+            ["1000 bytes", "height*row_step = 1024", "row_step=1024"],
+            id="data-short",
+        ),
+        pytest.param(dict(data=bytes(1030), width=64), MalformedMessageError, ["1030 bytes", "1024"], id="data-long"),
+        pytest.param(
+            dict(row_step=100, width=64),
+            MalformedMessageError,
+            ["row_step 100", "width*point_step = 1024"],
+            id="row-step-small",
+        ),
+        pytest.param(
+            dict(point_step=0, width=3, fields=[]),
+            MalformedMessageError,
+            ["point_step is 0", "3 points"],
+            id="point-step-0",
+        ),
+        pytest.param(
+            dict(fields=[field("x", 0), field("y", 2)]),
+            FieldLayoutError,
+            ["'x' (bytes 0..4)", "'y' (bytes 2..6)", "overlap"],
+            id="overlap",
+        ),
+        pytest.param(
+            dict(fields=[field("x", 0), field("d", 12, PointField.FLOAT64)]),
+            FieldLayoutError,
+            ["'d'", "bytes 12..20", "point_step 16"],
+            id="past-point-step",
+        ),
+        pytest.param(
+            dict(fields=[field("n", 4, PointField.FLOAT32, count=4)]),
+            FieldLayoutError,
+            ["'n'", "x 4", "point_step 16"],
+            id="count-past-end",
+        ),
+        pytest.param(dict(fields=[field("x", 0, 9)]), FieldLayoutError, ["'x'", "datatype 9"], id="datatype-9"),
+        pytest.param(dict(fields=[field("x", 0, 0)]), FieldLayoutError, ["'x'", "datatype 0"], id="datatype-0"),
+        pytest.param(
+            dict(fields=[field("x", 0), field("x", 4)]), FieldLayoutError, ["duplicate", "'x'"], id="duplicate-name"
+        ),
+        pytest.param(dict(fields=[field("", 0)]), FieldLayoutError, ["empty", "fields[0]"], id="empty-name"),
+        pytest.param(dict(fields=[field("x", 0, count=0)]), FieldLayoutError, ["'x'", "count 0"], id="count-0"),
     ],
 )
-def test_malformed_clouds(kwargs: dict[str, Any], error: type[ConversionError],
-                          needles: list[str]) -> None:
+def test_malformed_clouds(kwargs: dict[str, Any], error: type[ConversionError], needles: list[str]) -> None:
     params: dict[str, Any] = dict(fields=xyz_fields(), point_step=16, width=4)
     params.update(kwargs)
     msg = make_msg(params.pop("fields"), **params)
@@ -431,19 +463,18 @@ def test_missing_field_names_available_fields() -> None:
 
 
 def test_count_field_rejected_by_to_array_but_read_by_structured() -> None:
-    msg = make_msg([field("normal", 0, count=3)], point_step=12, width=2,
-                   data=np.arange(6, dtype="<f4").tobytes())
-    np.testing.assert_array_equal(pointcloud2_to_structured(msg)["normal"], [[0, 1, 2],
-                                                                            [3, 4, 5]])
+    msg = make_msg([field("normal", 0, count=3)], point_step=12, width=2, data=np.arange(6, dtype="<f4").tobytes())
+    np.testing.assert_array_equal(pointcloud2_to_structured(msg)["normal"], [[0, 1, 2], [3, 4, 5]])
     with pytest.raises(FieldLayoutError, match="count 3"):
         pointcloud2_to_array(msg, ("normal",), source=TOPIC)
 
 
 def test_non_uint8_buffer_and_negative_sizes_are_malformed() -> None:
     msg = make_msg(xyz_fields(), point_step=16, width=1)
-    duck = SimpleNamespace(**{k: getattr(msg, k) for k in (
-        "height", "width", "fields", "is_bigendian", "point_step", "row_step")},
-        data=array.array("i", [0] * 4))
+    duck = SimpleNamespace(
+        **{k: getattr(msg, k) for k in ("height", "width", "fields", "is_bigendian", "point_step", "row_step")},
+        data=array.array("i", [0] * 4),
+    )
     with pytest.raises(MalformedMessageError, match="itemsize 4"):
         pointcloud2_to_structured(duck, source=TOPIC)
     duck.data = bytes(16)
@@ -472,8 +503,7 @@ def test_xyzi_builder_validates_input() -> None:
     with pytest.raises(InvalidArrayError, match=r"\(N, 4\), got \(3, 3\)"):
         xyzi_to_pointcloud2(np.zeros((3, 3), np.float32), frame_id="f", stamp_ns=0)
     with pytest.raises(InvalidArrayError, match="point_step must be an int >= 16, got 12"):
-        xyzi_to_pointcloud2(np.zeros((3, 4), np.float32), frame_id="f", stamp_ns=0,
-                            point_step=12)
+        xyzi_to_pointcloud2(np.zeros((3, 4), np.float32), frame_id="f", stamp_ns=0, point_step=12)
 
 
 # --------------------------------------------------------------------------- real data
@@ -484,9 +514,14 @@ def test_real_nuscenes_sweep_round_trips_through_cdr(realdata: Path) -> None:
     calib = json.loads((folder / "calib.json").read_text())
     sweep = np.fromfile(folder / calib["lidar_file"], dtype="<f4").reshape(-1, 5)
     assert len(sweep) == calib["num_points"] == 34688
-    dtype = np.dtype({"names": ["x", "y", "z", "intensity", "ring"],
-                      "formats": ["<f4", "<f4", "<f4", "<f4", "<u2"],
-                      "offsets": [0, 4, 8, 16, 20], "itemsize": 32})
+    dtype = np.dtype(
+        {
+            "names": ["x", "y", "z", "intensity", "ring"],
+            "formats": ["<f4", "<f4", "<f4", "<f4", "<u2"],
+            "offsets": [0, 4, 8, 16, 20],
+            "itemsize": 32,
+        }
+    )
     points = np.zeros(len(sweep), dtype)
     for j, name in enumerate(("x", "y", "z", "intensity")):
         points[name] = sweep[:, j]

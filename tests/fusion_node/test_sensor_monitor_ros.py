@@ -22,7 +22,11 @@ def test_demo_reports_stopped_and_malformed_sensors(tmp_path: Path) -> None:
     """Every rig sensor is received; a stopped radar is ERROR, malformed lidar clouds WARN."""
     result = subprocess.run(
         [sys.executable, "-m", "fusion_node.cli", "demo", "--duration", "5", "--out", str(tmp_path)],
-        env=_env(41), capture_output=True, text=True, timeout=120, check=False,
+        env=_env(41),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -45,7 +49,11 @@ def test_demo_reports_stopped_and_malformed_sensors(tmp_path: Path) -> None:
 def test_bad_parameter_refuses_to_start() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "fusion_node.sensor_monitor_node", "--ros-args", "-p", "diagnostics_period_s:=100.0"],
-        env=_env(42), capture_output=True, text=True, timeout=60, check=False,
+        env=_env(42),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     output = result.stdout + result.stderr
@@ -58,7 +66,11 @@ def test_bad_rig_refuses_to_start(tmp_path: Path) -> None:
     rig.write_text("sensors:\n  - {id: lidar, modality: lidar, topic: /l, frame_id: l, rate_hz: -1}\n")
     result = subprocess.run(
         [sys.executable, "-m", "fusion_node.sensor_monitor_node", "--ros-args", "-p", f"rig_path:={rig}"],
-        env=_env(43), capture_output=True, text=True, timeout=60, check=False,
+        env=_env(43),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     output = result.stdout + result.stderr
