@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
             f"rig_path:={rig_path}",
             "-p",
             "diagnostics_period_s:=0.5",
+            "-p",
+            "qos:=reliable",  # the demo checks exact counts: replay-style reliable delivery
         ],
         env=env,
         stdout=subprocess.PIPE,
