@@ -170,20 +170,19 @@ def _check_unique(sensors: Iterable[Sensor], source: str) -> None:
             field="modality",
         )
     for sensor in sensors:
-        for field in ("id", "topic", "frame_id"):
-            value = getattr(sensor, field)
-            if value in seen[field]:
+        # (namespace, field, value): a camera's info_topic shares the topic namespace.
+        keys = [("id", "id", sensor.id), ("topic", "topic", sensor.topic), ("frame_id", "frame_id", sensor.frame_id)]
+        if sensor.modality is Modality.CAMERA and sensor.camera.info_topic:
+            keys.append(("topic", "info_topic", sensor.camera.info_topic))
+        for namespace, field, value in keys:
+            if value in seen[namespace]:
                 raise RigConfigError(
-                    f"duplicate {field} '{value}' (also used by sensor '{seen[field][value]}')",
+                    f"duplicate {namespace} '{value}' (also used by sensor '{seen[namespace][value]}')",
                     source=source,
                     sensor=sensor.id,
                     field=field,
                 )
-            seen[field][value] = sensor.id
-        if sensor.modality is Modality.CAMERA and sensor.camera.info_topic in seen["topic"]:
-            raise RigConfigError(
-                f"duplicate topic '{sensor.camera.info_topic}'", source=source, sensor=sensor.id, field="info_topic"
-            )
+            seen[namespace][value] = sensor.id
 
 
 def _sensor_to_dict(sensor: Sensor) -> dict[str, Any]:

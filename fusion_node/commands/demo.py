@@ -64,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"rig '{rig.name}': {len(rig.sensors)} sensors from {rig_path}")
 
-    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS=os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"))
-    os.environ.update(env)
+    # Large-message transport for this process (the player) and the monitor it starts.
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    env = dict(os.environ)
     monitor = subprocess.Popen(
         [
             sys.executable,

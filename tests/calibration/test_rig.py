@@ -199,6 +199,14 @@ def test_duplicate_ids_are_reported(tmp_path: Path) -> None:
     assert info.value.field == "id"
 
 
+def test_shared_info_topic_is_a_duplicate(tmp_path: Path) -> None:
+    doc = _doc()
+    _sensor(doc, "cam_back")["info_topic"] = _sensor(doc, "cam_front")["info_topic"]
+    with pytest.raises(RigConfigError, match="also used by sensor 'cam_front'") as info:
+        load_rig(_write(tmp_path, doc))
+    assert (info.value.sensor, info.value.field) == ("cam_back", "info_topic")
+
+
 def test_unknown_reference_sensor(tmp_path: Path) -> None:
     doc = _doc()
     doc["rig"]["reference_sensor"] = "lidar_roof"

@@ -46,17 +46,22 @@ def test_demo_reports_stopped_and_malformed_sensors(tmp_path: Path) -> None:
     assert "[sensor_monitor]" in result.stdout
 
 
-def test_bad_parameter_refuses_to_start() -> None:
+def _start_node_expecting_refusal(parameter: str, domain: int) -> str:
+    """Run sensor_monitor with one parameter override; it must exit 2. Returns its output."""
     result = subprocess.run(
-        [sys.executable, "-m", "fusion_node.sensor_monitor_node", "--ros-args", "-p", "diagnostics_period_s:=100.0"],
-        env=_env(42),
+        [sys.executable, "-m", "fusion_node.sensor_monitor_node", "--ros-args", "-p", parameter],
+        env=_env(domain),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert result.returncode == 2
-    output = result.stdout + result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_bad_parameter_refuses_to_start() -> None:
+    output = _start_node_expecting_refusal("diagnostics_period_s:=100.0", 42)
     assert "diagnostics_period_s" in output
     assert "100.0" in output
 
@@ -64,15 +69,6 @@ def test_bad_parameter_refuses_to_start() -> None:
 def test_bad_rig_refuses_to_start(tmp_path: Path) -> None:
     rig = tmp_path / "rig.yaml"
     rig.write_text("sensors:\n  - {id: lidar, modality: lidar, topic: /l, frame_id: l, rate_hz: -1}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "fusion_node.sensor_monitor_node", "--ros-args", "-p", f"rig_path:={rig}"],
-        env=_env(43),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
-    output = result.stdout + result.stderr
+    output = _start_node_expecting_refusal(f"rig_path:={rig}", 43)
     assert "rate_hz" in output
     assert str(rig) in output
