@@ -12,10 +12,11 @@ export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt setup.py package.xml scripts/install_system_deps.sh
+$(STAMP): requirements.txt requirements-nodeps.txt setup.py package.xml scripts/install_system_deps.sh
 	@scripts/install_system_deps.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 

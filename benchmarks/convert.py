@@ -1,4 +1,4 @@
-"""Benchmarks of the PointCloud2 <-> numpy conversions (``python -m benchmarks.convert``).
+"""Benchmarks of the PointCloud2 <-> numpy conversions (``fusion bench convert``).
 
 Each benchmark times the library function and a straightforward baseline in the same
 process, interleaved run by run (so drift hits both alike), checks both produce identical
@@ -7,16 +7,15 @@ results and reports medians of ``time.perf_counter_ns`` in milliseconds.
 
 from __future__ import annotations
 
+import argparse
 import array
-import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sensor_msgs.msg import PointCloud2
 
+from benchmarks.timing import median_ms, speedup, time_interleaved
 from fusion_node.convert import (
     XYZI_FIELDS,
     pointcloud2_to_array,
@@ -43,39 +42,19 @@ def make_points(n_points: int, point_step: int, seed: int = 0) -> NDArray[np.voi
     return points
 
 
-def _time_interleaved(fns: list[Callable[[], Any]], runs: int, warmup: int) -> list[list[int]]:
-    """Run times (ns) of each function, interleaved run by run."""
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times: list[list[int]] = [[] for _ in fns]
-    for _ in range(runs):
-        for fn, sink in zip(fns, times, strict=True):
-            start = time.perf_counter_ns()
-            fn()
-            sink.append(time.perf_counter_ns() - start)
-    return times
-
-
-def _median_ms(times: list[int]) -> float:
-    return round(float(np.median(times)) / 1e6, 4)
-
-
 def _result(
     stage: str, n_points: int, point_step: int, baseline: str, times: list[list[int]], **extra: Any
 ) -> dict[str, Any]:
-    median_ms, baseline_ms = _median_ms(times[0]), _median_ms(times[1])
+    candidate_ms, baseline_ms = median_ms(times[0]), median_ms(times[1])
     return {
         "stage": stage,
         "input": {"points": n_points, "point_step": point_step},
-        "median_ms": median_ms,
+        "median_ms": candidate_ms,
         "min_ms": round(min(times[0]) / 1e6, 4),
         "runs": len(times[0]),
         "baseline": baseline,
         "baseline_median_ms": baseline_ms,
-        "speedup": round(baseline_ms / median_ms, 2) if median_ms > 0 else None,
+        "speedup": speedup(baseline_ms, candidate_ms),
         **extra,
     }
 
@@ -95,7 +74,7 @@ def bench_pointcloud_to_array(
     slow = naive_pointcloud2_to_array(msg)
     if not np.array_equal(fast, slow) or fast.shape != (n_points, 4):
         raise AssertionError("pointcloud2_to_array and the baseline disagree")
-    times = _time_interleaved(
+    times = time_interleaved(
         [lambda: pointcloud2_to_array(msg), lambda: naive_pointcloud2_to_array(msg)],
         runs,
         warmup,
@@ -159,7 +138,7 @@ def bench_array_to_pointcloud2(
             is_dense=True,
         )
 
-    times = _time_interleaved(
+    times = time_interleaved(
         [
             lambda: structured_to_pointcloud2(points, frame_id=FRAME_ID, stamp_ns=STAMP_NS),
             lambda: naive_structured_to_pointcloud2(points),
@@ -177,21 +156,24 @@ def bench_array_to_pointcloud2(
         "msg.data = points.tobytes()",
         times[:2],
         alternatives_median_ms={
-            "structured_to_pointcloud2(..., is_dense=True) (no NaN scan)": _median_ms(times[2]),
-            "msg.data = array.array('B', points.tobytes())": _median_ms(times[3]),
-            "PointCloud2(..., data=points.tobytes())": _median_ms(times[4]),
+            "structured_to_pointcloud2(..., is_dense=True) (no NaN scan)": median_ms(times[2]),
+            "msg.data = array.array('B', points.tobytes())": median_ms(times[3]),
+            "PointCloud2(..., data=points.tobytes())": median_ms(times[4]),
         },
     )
 
 
-def main() -> None:
-    print(
-        json.dumps(
-            {"pointcloud2_to_array": bench_pointcloud_to_array(), "array_to_pointcloud2": bench_array_to_pointcloud2()},
-            indent=2,
-        )
-    )
+HELP = "PointCloud2 <-> (N, 4) float32 arrays"
 
 
-if __name__ == "__main__":
-    main()
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--points", type=int, default=300_000, help="points per cloud")
+    parser.add_argument("--point-step", type=int, default=32, help="bytes per point (>= 16)")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs = {"n_points": args.points, "point_step": args.point_step, "runs": args.runs, "warmup": args.warmup}
+    return {
+        "pointcloud2_to_array": bench_pointcloud_to_array(**kwargs),
+        "array_to_pointcloud2": bench_array_to_pointcloud2(**kwargs),
+    }

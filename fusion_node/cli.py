@@ -22,6 +22,9 @@ class Subcommand(NamedTuple):
 SUBCOMMANDS: dict[str, Subcommand] = {
     "rig": Subcommand("fusion_node.commands.rig", "show, validate or export a rig YAML"),
     "bench": Subcommand("fusion_node.commands.bench", "benchmarks of the runtime's stages (--json)"),
+    "sim": Subcommand("fusion_node.commands.sim", "simulate the rig in a procedural world: bags or training shards"),
+    "convert": Subcommand("fusion_node.commands.convert", "nuScenes devkit layout -> bag + rig + ground truth"),
+    "calib": Subcommand("fusion_node.commands.calib", "calibration: import, overlay, refine, time offset"),
     "demo": Subcommand("fusion_node.commands.demo", "run the end-to-end demo over DDS"),
 }
 
