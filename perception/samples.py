@@ -144,3 +144,81 @@ class RangeReading:
             raise ValueError(f"range_m of a detection must be within [{lo}, {hi}], got {rng}")
         if not self.detected and rng != math.inf:
             raise ValueError(f"range_m must be inf when nothing is detected, got {rng}")
+
+
+@dataclass(frozen=True, eq=False)
+class PointScan:
+    """One lidar sweep or radar scan in the sensor's own frame.
+
+    Attributes:
+        fields: column names, e.g. ("x", "y", "z", "intensity", "ring", "time") for a lidar
+            (ring: beam index 0..beams-1 as float; time: seconds after the header stamp) or
+            ("x", "y", "z", "vr", "vr_compensated", "rcs") for a radar (m/s radial velocity,
+            positive moving away; dBsm).
+        points: (N, len(fields)) float32, sensor frame, metres.
+    """
+
+    fields: tuple[str, ...]
+    points: NDArray[np.float32]
+
+    def __post_init__(self) -> None:
+        points = np.asarray(self.points)
+        if points.dtype != np.float32 or points.ndim != 2 or points.shape[1] != len(self.fields):
+            raise ValueError(
+                f"points must be (N, {len(self.fields)}) float32 for fields {self.fields}, "
+                f"got {points.shape} {points.dtype}"
+            )
+        object.__setattr__(self, "points", points)
+
+    def column(self, name: str) -> NDArray[np.float32]:
+        """(N,) float32 view of one field."""
+        try:
+            return self.points[:, self.fields.index(name)]
+        except ValueError:
+            raise ValueError(f"no field {name!r} in {self.fields}") from None
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """A compressed camera image and the intrinsics of the resolution it was encoded at.
+
+    Attributes:
+        data: the encoded bytes (JPEG or PNG).
+        format: "jpeg" or "png".
+        intrinsics: calibration.CameraIntrinsics whose width/height are the image's.
+    """
+
+    data: bytes
+    format: str
+    intrinsics: Any
+
+    def __post_init__(self) -> None:
+        if self.format not in ("jpeg", "png"):
+            raise ValueError(f"format must be 'jpeg' or 'png', got {self.format!r}")
+        if not self.data:
+            raise ValueError("data is empty")
+
+
+@dataclass(frozen=True)
+class SensorRecord:
+    """One message of one rig sensor, as produced by a source (the simulator, a dataset
+    converter) before it becomes a ROS message in a bag or a training shard.
+
+    Attributes:
+        sensor_id: rig sensor id (the bag writer looks up its topic and frame in the rig).
+        stamp_ns: capture time, the header stamp, int nanoseconds.
+        receive_ns: when the message is written/received (>= stamp_ns: driver latency).
+        payload: PointScan (lidar, radar), EncodedImage (camera), RangeReading (ultrasonic)
+            or OdometrySample (odometry).
+    """
+
+    sensor_id: str
+    stamp_ns: int
+    receive_ns: int
+    payload: PointScan | EncodedImage | RangeReading | OdometrySample
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stamp_ns", _check_stamp(self.stamp_ns))
+        object.__setattr__(self, "receive_ns", _check_stamp(self.receive_ns))
+        if self.receive_ns < self.stamp_ns:
+            raise ValueError(f"{self.sensor_id}: receive_ns ({self.receive_ns}) is before stamp_ns ({self.stamp_ns})")

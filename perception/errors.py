@@ -1,0 +1,15 @@
+"""Errors raised by the perception core. Messages name the bad value and where it came from."""
+
+from __future__ import annotations
+
+
+class PerceptionError(Exception):
+    """Base class of every perception error."""
+
+
+class GridError(PerceptionError, ValueError):
+    """A BEV grid specification is invalid."""
+
+
+class GroundTruthError(PerceptionError, ValueError):
+    """Ground-truth boxes or rasters are malformed, or a ground-truth file cannot be read."""
