@@ -5,6 +5,7 @@ Public API::
     rig = calibration.load_rig("config/rigs/default.yaml")
     T = rig.transform("lidar_top", "cam_front")      # (4, 4) float64, p_cam = T @ p_lidar
     rig.sensor("cam_front").camera.intrinsics.K      # (3, 3) float64
+    uv, depth, valid = rig.project(points, src="lidar_top", camera="cam_front")
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from calibration.errors import RigConfigError
+from calibration.camera_models import DEFAULT_MIN_DEPTH, project_camera
+from calibration.errors import ProjectionError, RigConfigError
 from calibration.rig_loader import parse_sensor, read_yaml
 from calibration.sensors import (
     CameraSpec,
@@ -31,7 +33,7 @@ from calibration.sensors import (
     Sensor,
     UltrasonicSpec,
 )
-from calibration.transforms import invert_transform, matrix_to_quaternion
+from calibration.transforms import apply_transform, invert_transform, matrix_to_quaternion
 
 BASE_LINK = "base_link"
 PACKAGE = "fusion_runtime"
@@ -97,6 +99,53 @@ class Rig:
         """
         result: NDArray[np.float64] = invert_transform(self.to_base(dst)) @ self.to_base(src)
         return result
+
+    def project(
+        self, points: Any, src: str, camera: str, *, min_depth: float = DEFAULT_MIN_DEPTH
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+        """Project points of sensor ``src`` into the image of ``camera``.
+
+        Args:
+            points: (N, 3) float [x, y, z] in the ``src`` frame (a sensor id or "base_link"),
+                metres. Rows with NaN/inf are allowed and come back invalid.
+            src: frame of ``points``.
+            camera: id of a camera sensor.
+            min_depth: smallest depth of a valid point, metres.
+
+        Returns:
+            uv: (N, 2) float64 pixels of ``camera`` (distortion applied; NaN behind it).
+            depth: (N,) float64 depth along the camera's optical axis, metres.
+            valid: (N,) bool: finite, depth >= min_depth, inside the image and inside the
+                valid distortion region (see ``calibration.camera_models``).
+
+        Raises:
+            ProjectionError: unknown ``src``/``camera`` id, ``camera`` is not a camera, or
+                ``points`` is not (N, 3).
+        """
+        for role, frame in (("src", src), ("camera", camera)):
+            if frame not in self.ids and (role == "camera" or frame not in (BASE_LINK, self.base_frame)):
+                raise ProjectionError(
+                    f"rig '{self.name}' has no sensor '{frame}' ({role}); ids: {list(self.ids)}"
+                    + (f" or '{BASE_LINK}'" if role == "src" else "")
+                )
+        target = self.sensor(camera)
+        if not isinstance(target.spec, CameraSpec):
+            cameras = [s.id for s in self.cameras]
+            raise ProjectionError(
+                f"sensor '{camera}' of rig '{self.name}' is a {target.modality.value}, not a camera; cameras: {cameras}"
+            )
+        try:
+            array = np.asarray(points, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ProjectionError(f"points from '{src}' must be an (N, 3) array of numbers: {exc}") from exc
+        if array.ndim != 2 or array.shape[1] != 3:
+            raise ProjectionError(
+                f"points from '{src}' must have shape (N, 3) [x, y, z], got {array.shape}"
+                + (" (pass points[:, :3])" if array.ndim == 2 and array.shape[1] > 3 else "")
+            )
+        with np.errstate(invalid="ignore", over="ignore"):
+            in_camera = apply_transform(self.transform(src, camera), array)
+        return project_camera(in_camera, target.spec.intrinsics, min_depth=min_depth)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form that ``rig_from_dict`` reads back (used to write rig YAML files)."""

@@ -1,35 +1,33 @@
 """Regenerate config/rigs/default.yaml from the real nuScenes calibration.
 
-Usage: .venv/bin/python scripts/make_default_rig.py [../shared/realdata/nuscenes_official]
+Usage: .venv/bin/python scripts/make_default_rig.py [DATAROOT] [--out PATH]
+(DATAROOT default ../shared/realdata/nuscenes_official; PATH default config/rigs/default.yaml)
 
-Cameras and LIDAR_TOP take their mounting and intrinsics from the nuScenes v1.0-mini
-calibrated_sensor records of vehicle n015 (static mounting chain, no ego motion). RADAR_FRONT
-takes the real record too; the four other radars and the 12 ultrasonics are placed where a
-nuScenes-like car (Renault Zoe, base_link at the rear axle) carries them.
+LIDAR_TOP and the cameras come from the nuScenes importer
+(``calibration.importers.nuscenes``: calibrated_sensor records of the first scene, vehicle
+n015; static mounting chain, no ego motion). This script only adds what a dataset does not
+say: latencies, the lidar's per-point time field and the 10 Hz spin of the default rig, the
+five radars (placed where a nuScenes-like car carries them; RADAR_FRONT at its real n015
+position, with the dataset's rotation when the dataset has the record), 12 bumper
+ultrasonics and odometry.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import copy
 import math
-import sys
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import yaml
 
+from calibration.importers.nuscenes import RADAR_SPEC, rig_document, scene_calibrated_sensors
 from calibration.transforms import yaw_to_quaternion
 
 ROOT = Path(__file__).resolve().parent.parent
-CAMERAS = {  # nuScenes channel -> our short name
-    "CAM_FRONT": "front",
-    "CAM_FRONT_RIGHT": "front_right",
-    "CAM_BACK_RIGHT": "back_right",
-    "CAM_BACK": "back",
-    "CAM_BACK_LEFT": "back_left",
-    "CAM_FRONT_LEFT": "front_left",
-}
-# name: (translation, yaw degrees). RADAR_FRONT is the real n015 record.
+# name: (translation, yaw degrees). RADAR_FRONT is the real n015 record (its rotation is taken
+# from the dataset when it has the record).
 RADARS = {
     "front": ([3.412, 0.0, 0.5], 0.2),
     "front_left": ([2.422, 0.8, 0.78], 88.0),
@@ -40,68 +38,48 @@ RADARS = {
 # 6 on each bumper: (x, |y|, yaw degrees of the left-side sensor); right side mirrors.
 FRONT_BUMPER = [("side", 3.05, 0.82, 80.0), ("corner", 3.33, 0.62, 40.0), ("center", 3.43, 0.22, 8.0)]
 REAR_BUMPER = [("side", -0.42, 0.82, 100.0), ("corner", -0.62, 0.62, 140.0), ("center", -0.68, 0.22, 172.0)]
+LATENCY_MS = {"lidar": 20.0, "camera": 30.0, "radar": 15.0}
 
 
-def _records(dataroot: Path) -> dict[str, dict]:
-    tables = dataroot / "v1.0-mini"
-    sensors = {s["token"]: s["channel"] for s in json.loads((tables / "sensor.json").read_text())}
-    return {sensors[c["sensor_token"]]: c for c in json.loads((tables / "calibrated_sensor.json").read_text())}
-
-
-def _extrinsic(translation: list[float], wxyz: list[float] | np.ndarray) -> dict:
+def _extrinsic(translation: Any, wxyz: Any) -> dict[str, list[float]]:
     return {
         "translation": [round(float(v), 9) for v in translation],
         "rotation_wxyz": [round(float(v), 12) for v in wxyz],
     }
 
 
-def build(dataroot: Path) -> dict:
-    records = _records(dataroot)
-    sensors: list[dict] = []
-    lidar = records["LIDAR_TOP"]
-    sensors.append(
-        {
-            "id": "lidar_top",
-            "modality": "lidar",
-            "topic": "/sensing/lidar/top/points",
-            "frame_id": "lidar_top",
-            "rate_hz": 10.0,
-            "latency_ms": 20.0,
-            "extrinsic": _extrinsic(lidar["translation"], lidar["rotation"]),
-            "lidar": {
-                "fields": ["x", "y", "z", "intensity", "ring", "time"],
-                "beams": 32,
-                "vertical_fov_deg": [-30.67, 10.67],
-                "max_range_m": 80.0,
-                "horizontal_resolution_deg": 0.33,
-            },
-        }
-    )
-    for channel, name in CAMERAS.items():
-        record = records[channel]
-        sensors.append(
-            {
-                "id": f"cam_{name}",
-                "modality": "camera",
-                "topic": f"/sensing/camera/{name}/image/compressed",
-                "info_topic": f"/sensing/camera/{name}/camera_info",
-                "compressed": True,
-                "frame_id": f"cam_{name}",
-                "rate_hz": 12.0,
-                "latency_ms": 30.0,
-                "extrinsic": _extrinsic(record["translation"], record["rotation"]),
-                "intrinsics": {
-                    "K": [[round(v, 9) for v in row] for row in record["camera_intrinsic"]],
-                    "width": 1600,
-                    "height": 900,
-                    "distortion_model": "none",
-                    "D": [],
-                },
-            }
-        )
-    front = records.get("RADAR_FRONT")
+def _with_latency(entry: dict[str, Any]) -> dict[str, Any]:
+    """Entry with the default rig's key order: ..., rate_hz, latency_ms, extrinsic, ..."""
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        if key == "extrinsic":
+            out["latency_ms"] = LATENCY_MS[entry["modality"]]
+            value = _extrinsic(value["translation"], value["rotation_wxyz"])
+        out[key] = value
+    return out
+
+
+def build(dataroot: Path) -> dict[str, Any]:
+    """The default rig document (plain data for ``calibration.rig_from_dict``)."""
+    records, _, source = scene_calibrated_sensors(dataroot)
+    imported = rig_document(records, name="nuscenes_like_default", source=source)["sensors"]
+    sensors: list[dict[str, Any]] = []
+    radars: dict[str, dict[str, Any]] = {}
+    for entry in imported:
+        entry = _with_latency(entry)
+        if entry["modality"] == "lidar":
+            entry["rate_hz"] = 10.0
+            entry["lidar"]["fields"] = [*entry["lidar"]["fields"], "time"]
+        if entry["modality"] == "camera":
+            entry["intrinsics"]["K"] = [[round(v, 9) for v in row] for row in entry["intrinsics"]["K"]]
+        if entry["modality"] == "radar":
+            radars[entry["id"]] = entry
+        else:
+            sensors.append(entry)
+    front = radars.get("radar_front")
     for name, (translation, yaw) in RADARS.items():
-        rotation = front["rotation"] if name == "front" and front else yaw_to_quaternion(math.radians(yaw))
+        real = name == "front" and front is not None
+        rotation = front["extrinsic"]["rotation_wxyz"] if real else yaw_to_quaternion(math.radians(yaw))
         sensors.append(
             {
                 "id": f"radar_{name}",
@@ -109,14 +87,9 @@ def build(dataroot: Path) -> dict:
                 "topic": f"/sensing/radar/{name}/points",
                 "frame_id": f"radar_{name}",
                 "rate_hz": 13.0,
-                "latency_ms": 15.0,
+                "latency_ms": LATENCY_MS["radar"],
                 "extrinsic": _extrinsic(translation, rotation),
-                "radar": {
-                    "fields": ["x", "y", "z", "vr", "vr_compensated", "rcs"],
-                    "max_points": 125,
-                    "max_range_m": 250.0,
-                    "horizontal_fov_deg": 120.0,
-                },
+                "radar": copy.deepcopy(RADAR_SPEC),
             }
         )
     for bumper, layout in (("front", FRONT_BUMPER), ("rear", REAR_BUMPER)):
@@ -166,12 +139,18 @@ HEADER = """\
 """
 
 
+def render(dataroot: Path) -> str:
+    """The text of the default rig file."""
+    return HEADER + yaml.safe_dump(build(dataroot), sort_keys=False, default_flow_style=None, width=100)
+
+
 def main() -> None:
-    dataroot = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT.parent / "shared/realdata/nuscenes_official")
-    text = HEADER + yaml.safe_dump(build(dataroot), sort_keys=False, default_flow_style=None, width=100)
-    out = ROOT / "config" / "rigs" / "default.yaml"
-    out.write_text(text, encoding="utf-8")
-    print(f"wrote {out}")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataroot", nargs="?", type=Path, default=ROOT.parent / "shared/realdata/nuscenes_official")
+    parser.add_argument("--out", type=Path, default=ROOT / "config" / "rigs" / "default.yaml")
+    args = parser.parse_args()
+    args.out.write_text(render(args.dataroot), encoding="utf-8")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
