@@ -18,7 +18,9 @@ setup(
     description="Camera/lidar/radar/ultrasonic BEV fusion runtime for ROS 2",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["fusion_node*", "perception*", "calibration*", "benchmarks*", "simulation*", "datasets*"]),
+    packages=find_packages(
+        include=["fusion_node*", "perception*", "calibration*", "benchmarks*", "simulation*", "dataset_converters*"]
+    ),
     package_data={"": ["py.typed"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),

@@ -56,3 +56,43 @@ class UnsupportedEncodingError(UnsupportedMessageError):
 
 class InvalidArrayError(ConversionError):
     """An array passed to a builder function has the wrong shape, dtype or layout."""
+
+
+class BagError(Exception):
+    """Base class of rosbag2 reading/writing errors; the message names the bag path.
+
+    Attributes:
+        path: the bag directory or file ("" when not applicable).
+    """
+
+    def __init__(self, message: str, *, path: str = ""):
+        self.path = str(path)
+        super().__init__(f"bag {self.path}: {message}" if self.path else message)
+
+
+class BagExistsError(BagError, FileExistsError):
+    """The output bag path exists already; bags are never overwritten."""
+
+
+class BagOptionError(BagError, ValueError):
+    """Unknown storage or compression name, an unsupported combination, or an unknown
+    message type."""
+
+
+class UnknownTopicError(BagError, ValueError):
+    """Writing to a topic that was not added, adding a topic twice, or asking a reader for
+    a topic the bag does not have (the message lists the known topics)."""
+
+
+class BagWriteError(BagError, ValueError):
+    """A message cannot be written: wrong message class for the topic, bad log time,
+    writer not open."""
+
+
+class BagReadError(BagError):
+    """A bag is missing, not a rosbag2 bag, corrupt, or a message cannot be deserialized."""
+
+
+class RecordError(BagError, ValueError):
+    """A source record cannot become a message: sensor id not in the rig, payload of the
+    wrong kind for the sensor's modality, or inconsistent frame ids / stamps."""

@@ -98,13 +98,14 @@ class Simulator:
             now = self.stamp_ns(capture.t)
             while pending and pending[0][0] <= now:
                 yield heapq.heappop(pending)[2]
-            record = self._render(capture)
+            record = self.render(capture)
             if record is not None:
                 heapq.heappush(pending, (record.receive_ns, order, record))
         while pending:
             yield heapq.heappop(pending)[2]
 
-    def _render(self, capture: Capture) -> SensorRecord | None:
+    def render(self, capture: Capture) -> SensorRecord | None:
+        """The record of one scheduled capture (None when it is dropped)."""
         sensor = self.rig.sensor(capture.sensor_id)
         rng = self._rngs[sensor.id]
         model = self._models[sensor.id]

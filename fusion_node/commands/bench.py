@@ -18,6 +18,7 @@ from types import ModuleType
 # stage name -> module in benchmarks/ (imported only when that stage is chosen or listed)
 STAGES: dict[str, str] = {
     "convert": "benchmarks.convert",
+    "sim": "benchmarks.sim",
 }
 
 

@@ -19,6 +19,7 @@ from fusion_node.convert.image import (
     compressed_to_array,
     image_to_array,
 )
+from fusion_node.convert.markers import box_label_text, boxes_to_marker_array
 from fusion_node.convert.motion import (
     ns_to_time,
     odometry_to_sample,
@@ -48,6 +49,8 @@ __all__ = [
     "XYZI_FIELDS",
     "array_to_compressed",
     "array_to_image",
+    "box_label_text",
+    "boxes_to_marker_array",
     "camera_info_to_intrinsics",
     "check_compressed",
     "cloud_dtype",
