@@ -257,8 +257,18 @@ def _shape(
     raise ValueError(f"no shape for class {name!r}")
 
 
-def place_actor_mesh(template: Mesh, states: ActorStates) -> Mesh:
-    """The template's triangles moved to the actors' poses (world frame)."""
+def place_actor_mesh(template: Mesh, states: ActorStates, keep: NDArray[np.bool_] | None = None) -> Mesh:
+    """The template's triangles moved to the actors' poses (world frame); only the actors
+    where ``keep`` (A,) is True when given."""
+    if keep is not None:
+        triangles = keep[template.part]
+        template = Mesh(
+            template.vertices,
+            template.triangles[triangles],
+            template.material[triangles],
+            template.color[triangles],
+            template.part[triangles],
+        )
     if template.n_triangles == 0:
         return template
     # Vertex -> actor: every vertex belongs to the actor of the triangles that use it.

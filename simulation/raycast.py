@@ -21,7 +21,8 @@ from simulation.materials import COLOR_RGB, Material
 from simulation.meshes import Mesh
 from simulation.scenario import Scenario
 
-TIME_SLOT_S = 0.002  # actors are placed at the centre of 2 ms slots
+TIME_SLOT_S = 0.005  # actors are placed at the centre of 5 ms slots (< 4 cm error at 15 m/s)
+CULL_RADIUS_M = 150.0  # actors farther than this from the ego are left out of the scene
 _CACHE_SLOTS = 8
 
 
@@ -73,8 +74,11 @@ class SceneCaster:
         if slot in self._dynamic:
             self._dynamic.move_to_end(slot)
             return self._dynamic[slot]
-        states = self.actor_states((slot + 0.5) * TIME_SLOT_S)
-        mesh = place_actor_mesh(self.scenario.actor_template, states)
+        t = (slot + 0.5) * TIME_SLOT_S
+        states = self.actor_states(t)
+        ego = self.scenario.ego.poses(np.array([t]))[0, :2, 3]
+        near = np.hypot(*(states.centers[:, :2] - ego).T) < CULL_RADIUS_M
+        mesh = place_actor_mesh(self.scenario.actor_template, states, near)
         entry = (_scene(mesh), mesh)
         self._dynamic[slot] = entry
         if len(self._dynamic) > _CACHE_SLOTS:

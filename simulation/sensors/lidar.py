@@ -57,7 +57,7 @@ class LidarSweep:
 class LidarModel:
     """Renders sweeps of one rig lidar (its LidarSpec: beams, vertical FOV, resolution, range)."""
 
-    def __init__(self, sensor: Sensor, n_slices: int = 20) -> None:
+    def __init__(self, sensor: Sensor, n_slices: int = 10) -> None:
         spec = sensor.lidar
         missing = {"x", "y", "z"} - set(spec.fields)
         if missing:
@@ -100,7 +100,7 @@ class LidarModel:
         """The sweep that starts at time ``t`` seconds (the message stamp)."""
         beams = self._directions.shape[1]
         poses = sensor_poses(scenario, self.sensor, t + self._column_time)  # (n_azimuth, 4, 4)
-        world_dirs = np.einsum("kij,kbj->kbi", poses[:, :3, :3], self._directions)
+        world_dirs = self._directions @ poses[:, :3, :3].transpose(0, 2, 1)
         origins = np.broadcast_to(poses[:, None, :3, 3], world_dirs.shape)
         # Actors move once per slice of the sweep: per-column slice-centre times.
         slice_index = np.minimum(np.arange(self.n_azimuth) * self.n_slices // self.n_azimuth, self.n_slices - 1)
