@@ -91,6 +91,14 @@ class SceneCaster:
         """Hits of rays origins (N, 3) + r * directions (N, 3) (unit), world frame, with the
         actors placed at time ``t`` seconds: one time for all rays, or (N,) per ray (rays are
         grouped by time slot; the static world is cast once)."""
+        if len(directions) == 0:
+            return Hits(
+                np.zeros(0, np.float32),
+                np.zeros((0, 3), np.float32),
+                np.zeros(0, np.uint8),
+                np.zeros((0, 3), np.float32),
+                np.zeros(0, np.int32),
+            )
         ray_array = np.concatenate([origins, directions], axis=1).astype(np.float32)
         static = self._static.cast_rays(o3c.Tensor(ray_array))
         distance = static["t_hit"].numpy()

@@ -9,7 +9,6 @@ the traffic, the timing and every noise sample (each sensor has its own random s
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -127,7 +126,7 @@ class Simulator:
         elif sensor.modality is Modality.RADAR:
             payload = model.scan(self.scenario, self.caster, t, rng)
         elif sensor.modality is Modality.ULTRASONIC:
-            payload = dataclasses.replace(model.read(self.scenario, self.caster, t, rng), stamp_ns=stamp)
+            payload = model.read(self.scenario, self.caster, t, rng, stamp_ns=stamp)
         else:
             payload = self._odometry(sensor, t, stamp)
         return SensorRecord(sensor.id, stamp, self.stamp_ns(capture.receive_t), payload)
