@@ -102,3 +102,22 @@ def test_existing_output_is_never_overwritten(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "already exists" in result.stderr
     assert (tmp_path / "keep" / "precious.txt").read_text() == "x"
+
+
+def test_cached_scenario_is_generated_once(tmp_path: Path, repo: Path) -> None:
+    from fusion_node.bag.scenarios import ensure_scenario_bag
+    from simulation.scenario import ScenarioConfig
+    from simulation.simulator import SimConfig
+
+    rig = load_rig(repo / "config" / "rigs" / "default.yaml")
+    config = SimConfig(scenario=ScenarioConfig(seed=9, duration_s=0.3))
+    first = ensure_scenario_bag(rig, config, root=tmp_path)
+    stamp = (first / "metadata.yaml").stat().st_mtime_ns
+    again = ensure_scenario_bag(rig, config, root=tmp_path)
+    assert again == first
+    assert (first / "metadata.yaml").stat().st_mtime_ns == stamp  # reused, not regenerated
+    other = ensure_scenario_bag(rig, SimConfig(scenario=ScenarioConfig(seed=10, duration_s=0.3)), root=tmp_path)
+    assert other != first
+    assert not list(tmp_path.glob("*.partial"))
+    with BagReader(first) as reader:
+        assert reader.message_counts["/sensing/lidar/top/points"] == 3
