@@ -19,6 +19,7 @@ from types import ModuleType
 STAGES: dict[str, str] = {
     "convert": "benchmarks.convert",
     "sim": "benchmarks.sim",
+    "bag": "benchmarks.bag",
 }
 
 
