@@ -20,6 +20,7 @@ STAGES: dict[str, str] = {
     "convert": "benchmarks.convert",
     "sim": "benchmarks.sim",
     "bag": "benchmarks.bag",
+    "projection": "benchmarks.projection",
 }
 
 
