@@ -21,6 +21,7 @@ STAGES: dict[str, str] = {
     "sim": "benchmarks.sim",
     "bag": "benchmarks.bag",
     "projection": "benchmarks.projection",
+    "refine": "benchmarks.refine",
 }
 
 

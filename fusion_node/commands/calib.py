@@ -22,6 +22,18 @@ ACTIONS: dict[str, Action] = {
         "fusion_node.commands.calib_import",
         "import KITTI, nuScenes or CameraInfo/OpenCV calibration into a rig YAML",
     ),
+    "overlay": Action(
+        "fusion_node.commands.calib_overlay",
+        "draw lidar/radar points on camera images (PNG) and print each camera's edge-alignment score",
+    ),
+    "refine": Action(
+        "fusion_node.commands.calib_refine",
+        "refine a camera's lidar->camera extrinsic from lidar+image pairs by edge alignment",
+    ),
+    "time-offset": Action(
+        "fusion_node.commands.calib_time_offset",
+        "clock offset between odometry and a lidar in a bag (yaw-rate cross-correlation)",
+    ),
 }
 
 

