@@ -4,7 +4,7 @@ The head spins once per period, starting behind the car. Column k of ``n_azimuth
 ``stamp + k / n_azimuth * period`` from the sensor pose at that instant, so the ego motion
 during the sweep distorts the cloud exactly as on a real vehicle (points are expressed in the
 sensor frame at their own firing time, not de-skewed). Actors are placed at the time of one
-of ``n_slices`` slices of the sweep (one BVH rebuild per slice).
+of ``n_slices`` slices of the sweep (the caster places them once per 5 ms slot).
 
 Returns: range noise (Gaussian), dropouts (random, and returns too weak for their range and
 reflectivity: dark asphalt at grazing angles far away fades first, as on real sensors),
@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from calibration import Sensor
 from perception.samples import PointScan
+from simulation import kernels
 from simulation.errors import SimConfigError
 from simulation.materials import REFLECTIVITY
 from simulation.raycast import SceneCaster
@@ -86,11 +87,14 @@ class LidarModel:
         )
         base_dirs = self._directions @ rotation.T
         origin = np.asarray(sensor.extrinsic)[:3, 3]
-        self._ego_body = np.zeros(base_dirs.shape[:2], dtype=bool)
+        ego_body = np.zeros(base_dirs.shape[:2], dtype=bool)
         for low, high in EGO_BODY:
-            self._ego_body |= _hits_box(origin, base_dirs, low, high)
-        self._ring = np.broadcast_to(np.arange(spec.beams, dtype=np.float32), (self.n_azimuth, spec.beams))
+            ego_body |= _hits_box(origin, base_dirs, low, high)
+        self._ego_body = ego_body.ravel()  # per ray: blocked by the ego's own body
         self._column_time = np.arange(self.n_azimuth) / self.n_azimuth * self.period
+        # Per ray: the centre of its slice of the sweep (seconds after the stamp).
+        slice_index = np.minimum(np.arange(self.n_azimuth) * self.n_slices // self.n_azimuth, self.n_slices - 1)
+        self._slice_time = np.repeat((slice_index + 0.5) * self.period / self.n_slices, spec.beams)
 
     @property
     def rays_per_sweep(self) -> int:
@@ -98,48 +102,52 @@ class LidarModel:
 
     def sweep(self, scenario: Scenario, caster: SceneCaster, t: float, rng: np.random.Generator) -> LidarSweep:
         """The sweep that starts at time ``t`` seconds (the message stamp)."""
-        beams = self._directions.shape[1]
+        n_azimuth, beams = self._directions.shape[:2]
         poses = sensor_poses(scenario, self.sensor, t + self._column_time)  # (n_azimuth, 4, 4)
         world_dirs = self._directions @ poses[:, :3, :3].transpose(0, 2, 1)
-        origins = np.broadcast_to(poses[:, None, :3, 3], world_dirs.shape)
-        # Actors move once per slice of the sweep: per-column slice-centre times.
-        slice_index = np.minimum(np.arange(self.n_azimuth) * self.n_slices // self.n_azimuth, self.n_slices - 1)
-        slice_time = t + (slice_index + 0.5) * self.period / self.n_slices
-        dirs = world_dirs.reshape(-1, 3)
-        hits = caster.cast(origins.reshape(-1, 3), dirs, np.repeat(slice_time, beams))
-        distance = hits.distance.reshape(self.n_azimuth, beams)
-        distance[self._ego_body] = np.inf
-        cosine = np.abs(np.einsum("ij,ij->i", hits.normal, dirs)).reshape(self.n_azimuth, beams)
-        material = hits.material.reshape(self.n_azimuth, beams)
-        actor = hits.actor.reshape(self.n_azimuth, beams)
-
-        reflectivity = REFLECTIVITY[material]
-        strength = reflectivity * cosine * (REFERENCE_RANGE_M / np.maximum(distance, 1e-3)) ** 2
-        keep = (
-            np.isfinite(distance)
-            & (distance >= MIN_RANGE_M)
-            & (distance <= self.max_range)
-            & (rng.random(distance.shape) >= RANDOM_DROPOUT)
-            & (strength * rng.uniform(0.5, 1.5, distance.shape) >= WEAK_RETURN)
+        rays = np.empty((n_azimuth, beams, 6), dtype=np.float32)
+        rays[..., :3] = poses[:, None, :3, 3]
+        rays[..., 3:] = world_dirs
+        # Actors move once per slice of the sweep: per-ray slice-centre times.
+        hits = caster.cast_rays(rays.reshape(-1, 6), t + self._slice_time)
+        n = hits.distance.size
+        cosine = np.empty(n)
+        keep = kernels.lidar_returns(
+            hits.distance,
+            hits.normal,
+            world_dirs.reshape(-1, 3),
+            hits.material,
+            self._ego_body,
+            REFLECTIVITY,
+            rng.random(n),
+            rng.uniform(0.5, 1.5, n),
+            MIN_RANGE_M,
+            self.max_range,
+            RANDOM_DROPOUT,
+            REFERENCE_RANGE_M,
+            WEAK_RETURN,
+            cosine,
         )
-        measured = distance[keep] + rng.normal(0.0, RANGE_NOISE_M, int(keep.sum()))
-        xyz = self._directions[keep] * measured[:, None]
+        measured = hits.distance[keep] + rng.normal(0.0, RANGE_NOISE_M, keep.size)
+        xyz = self._directions.reshape(-1, 3)[keep] * measured[:, None]
         intensity = np.clip(
-            255.0 * reflectivity[keep] * np.sqrt(cosine[keep]) * rng.uniform(0.8, 1.2, measured.size), 0, 255
+            255.0 * REFLECTIVITY[hits.material[keep]] * np.sqrt(cosine[keep]) * rng.uniform(0.8, 1.2, keep.size), 0, 255
         )
         columns = {
             "x": xyz[:, 0],
             "y": xyz[:, 1],
             "z": xyz[:, 2],
             "intensity": np.round(intensity),
-            "ring": self._ring[keep],
-            "time": np.broadcast_to(self._column_time[:, None], keep.shape)[keep],
+            "ring": keep % beams,
+            "time": self._column_time[keep // beams],
         }
         unknown = set(self.fields) - set(columns)
         if unknown:
             raise SimConfigError(f"lidar {self.sensor.id}: cannot simulate fields {sorted(unknown)}")
-        points = np.stack([columns[name] for name in self.fields], axis=1).astype(np.float32)
-        return LidarSweep(PointScan(self.fields, points), actor[keep])
+        points = np.empty((keep.size, len(self.fields)), dtype=np.float32)
+        for k, name in enumerate(self.fields):
+            points[:, k] = columns[name]
+        return LidarSweep(PointScan(self.fields, points), hits.actor[keep])
 
 
 def _hits_box(
