@@ -1,7 +1,7 @@
 """Numba kernels of the simulator's per-ray and per-pixel loops.
 
-Ray casting into the scene (ground plane, static structures, actors), the camera's
-adaptive-tracing plan and shading, and the lidar's return model: each is one compiled pass
+The camera's adaptive-tracing plan and shading, and the lidar's return model (ray casting
+itself is Open3D's, in :mod:`simulation.raycast`): each is one compiled pass
 over its arrays instead of the dozens of full-size temporaries the same arithmetic takes
 in numpy.
 
@@ -45,411 +45,6 @@ def _cell(
         return row, col
     return -1, -1
 
-
-# --------------------------------------------------------------------------------------
-# Ray casting
-#
-# The scene is a ground rectangle at z = 0 and objects (static structures and actors), each
-# a pose (cos yaw, sin yaw, x, y: its frame in the world, z up) and primitives in that
-# frame: a primitive is either exactly its axis-aligned box (tested by the slab method) or
-# triangles grouped in clusters with their own boxes.
-
-
-@nb.njit(cache=True)
-def actor_poses(centers: NDArray[np.float64], yaws: NDArray[np.float64]) -> NDArray[np.float64]:
-    """(A, 4) float64 (cos yaw, sin yaw, x, y) of actor box frames (origin at the box's
-    bottom centre) from box centres (A, 3) and yaws (A,)."""
-    pose = np.empty((centers.shape[0], 4))
-    for a in range(centers.shape[0]):
-        pose[a, 0], pose[a, 1] = math.cos(yaws[a]), math.sin(yaws[a])
-        pose[a, 2], pose[a, 3] = centers[a, 0], centers[a, 1]
-    return pose
-
-
-@nb.njit(cache=True, inline="always")
-def _pseudo_angle(x: float, y: float) -> float:
-    """A stand-in for atan2(y, x) mapped to [0, 4): increasing with the angle, with a
-    derivative in (0, 1] per radian (so an angular margin carries over as is)."""
-    if y >= 0.0:
-        if x >= 0.0:
-            return y / (x + y)
-        return 1.0 - x / (y - x)
-    if x < 0.0:
-        return 2.0 - y / (-x - y)
-    return 3.0 + x / (x - y)
-
-
-_AZIMUTH_BINS = 512
-
-
-@nb.njit(cache=True, error_model="numpy")
-def _object_bins(
-    rays: NDArray[np.float32],
-    rows: NDArray[np.int64],
-    pose: NDArray[np.float64],
-    keep: NDArray[np.bool_],
-    box_low: NDArray[np.float64],
-    box_high: NDArray[np.float64],
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
-    """Which objects (where ``keep``; box box_low..box_high in the frame ``pose``) each ray
-    of rays[rows] may hit, by its azimuth from the rays' origins.
-
-    Returns CSR azimuth bins (starts, object indices, nearest first), per object the range
-    of the sine of the elevation under which the rays can see it (n, 2) and the distance
-    before which no ray reaches it (n,), and the objects every ray tests (those closer to
-    the first ray's origin than twice the origins' spread). Bounds are conservative: the
-    object's footprint (an axis-aligned rectangle around its rotated box) from any of the
-    origins."""
-    n = pose.shape[0]
-    r0 = rows[0]
-    rx, ry, rz = np.float64(rays[r0, 0]), np.float64(rays[r0, 1]), np.float64(rays[r0, 2])
-    spread = 0.0
-    for j in range(rows.size):
-        i = rows[j]
-        ex, ey, ez = rays[i, 0] - rx, rays[i, 1] - ry, rays[i, 2] - rz
-        spread = max(spread, math.sqrt(ex * ex + ey * ey + ez * ez))
-    span = np.zeros((n, 2), dtype=np.int64)  # first and last azimuth bin (unwrapped)
-    binned = np.zeros(n, dtype=np.bool_)
-    elevation = np.zeros((n, 2))
-    reach = np.zeros(n)  # no ray reaches the object before this distance
-    always = np.empty(n, dtype=np.int64)
-    n_always = 0
-    counts = np.zeros(_AZIMUTH_BINS + 1, dtype=np.int64)
-    scale = _AZIMUTH_BINS / 4.0
-    for a in range(n):
-        if not keep[a]:
-            continue
-        c, s = pose[a, 0], pose[a, 1]
-        x0 = y0 = np.inf
-        x1 = y1 = -np.inf
-        for lx in (box_low[a, 0], box_high[a, 0]):
-            for ly in (box_low[a, 1], box_high[a, 1]):
-                wx, wy = c * lx - s * ly + pose[a, 2] - rx, s * lx + c * ly + pose[a, 3] - ry
-                x0, x1, y0, y1 = min(x0, wx), max(x1, wx), min(y0, wy), max(y1, wy)
-        near = math.hypot(max(x0, 0.0, -x1), max(y0, 0.0, -y1))
-        far = math.hypot(max(abs(x0), abs(x1)), max(abs(y0), abs(y1)))
-        if near <= 2.0 * spread + 1e-6:
-            always[n_always] = a
-            n_always += 1
-            continue
-        margin = math.asin(min(1.0, spread / near)) + 1e-6
-        reach[a] = near - spread - 1e-6
-        top, bottom = box_high[a, 2] - rz, box_low[a, 2] - rz
-        high = math.atan2(top, near if top >= 0 else far) + margin
-        low = math.atan2(bottom, far if bottom >= 0 else near) - margin
-        elevation[a, 0] = math.sin(max(low, -0.5 * math.pi)) - 1e-6
-        elevation[a, 1] = math.sin(min(high, 0.5 * math.pi)) + 1e-6
-        centre = _pseudo_angle(0.5 * (x0 + x1), 0.5 * (y0 + y1))
-        lo = hi = 0.0
-        for cx in (x0, x1):
-            for cy in (y0, y1):
-                delta = _pseudo_angle(cx, cy) - centre
-                if delta > 2.0:
-                    delta -= 4.0
-                elif delta <= -2.0:
-                    delta += 4.0
-                lo, hi = min(lo, delta), max(hi, delta)
-        span[a, 0] = math.floor((centre + lo - margin) * scale)
-        span[a, 1] = min(math.floor((centre + hi + margin) * scale), span[a, 0] + _AZIMUTH_BINS - 1)
-        binned[a] = True
-        for b in range(span[a, 0], span[a, 1] + 1):
-            counts[b % _AZIMUTH_BINS + 1] += 1
-    for b in range(_AZIMUTH_BINS):
-        counts[b + 1] += counts[b]
-    items = np.empty(counts[_AZIMUTH_BINS], dtype=np.int64)
-    fill = counts[:-1].copy()
-    for a in range(n):
-        if not binned[a]:
-            continue
-        for b in range(span[a, 0], span[a, 1] + 1):
-            k = b % _AZIMUTH_BINS
-            items[fill[k]] = a
-            fill[k] += 1
-    for b in range(_AZIMUTH_BINS):  # nearest first (insertion sort: bins are short)
-        for k in range(counts[b] + 1, counts[b + 1]):
-            a = items[k]
-            m = k
-            while m > counts[b] and reach[items[m - 1]] > reach[a]:
-                items[m] = items[m - 1]
-                m -= 1
-            items[m] = a
-    return counts, items, elevation, reach, always[:n_always]
-
-
-@nb.njit(cache=True, inline="always")
-def _slab_axis(
-    o: float, d: float, lo: float, hi: float, axis: int, enter: float, enter_axis: int, leave: float, leave_axis: int
-) -> tuple[float, int, float, int]:
-    """One axis of the slab test: the entry and exit distances (and axes) narrowed."""
-    if d == 0.0:
-        if o < lo or o > hi:
-            return np.inf, enter_axis, -np.inf, leave_axis
-        return enter, enter_axis, leave, leave_axis
-    t_lo, t_hi = (lo - o) / d, (hi - o) / d
-    if t_lo > t_hi:
-        t_lo, t_hi = t_hi, t_lo
-    if t_lo > enter:
-        enter, enter_axis = t_lo, axis
-    if t_hi < leave:
-        leave, leave_axis = t_hi, axis
-    return enter, enter_axis, leave, leave_axis
-
-
-@nb.njit(cache=True, inline="always")
-def _slab(
-    ox: float,
-    oy: float,
-    oz: float,
-    dx: float,
-    dy: float,
-    dz: float,
-    lx: float,
-    ly: float,
-    lz: float,
-    hx: float,
-    hy: float,
-    hz: float,
-) -> tuple[float, int, float, int]:
-    """Entry and exit distances of a ray into the axis-aligned box (lx, ly, lz)..(hx, hy,
-    hz), with the axis of each (entry > exit: missed)."""
-    e, ea, lv, la = _slab_axis(ox, dx, lx, hx, 0, -np.inf, 0, np.inf, 0)
-    e, ea, lv, la = _slab_axis(oy, dy, ly, hy, 1, e, ea, lv, la)
-    return _slab_axis(oz, dz, lz, hz, 2, e, ea, lv, la)
-
-
-@nb.njit(cache=True, inline="always")
-def _triangle(
-    ox: float,
-    oy: float,
-    oz: float,
-    dx: float,
-    dy: float,
-    dz: float,
-    ax: float,
-    ay: float,
-    az: float,
-    e1x: float,
-    e1y: float,
-    e1z: float,
-    e2x: float,
-    e2y: float,
-    e2z: float,
-) -> float:
-    """Distance along a ray to the triangle with first vertex a and edges e1, e2
-    (Moeller-Trumbore, both faces); inf when missed or behind."""
-    qx, qy, qz = dy * e2z - dz * e2y, dz * e2x - dx * e2z, dx * e2y - dy * e2x
-    det = e1x * qx + e1y * qy + e1z * qz
-    if det == 0.0:
-        return np.inf
-    inv = 1.0 / det
-    tx, ty, tz = ox - ax, oy - ay, oz - az
-    u = (tx * qx + ty * qy + tz * qz) * inv
-    if u < 0.0 or u > 1.0:
-        return np.inf
-    rx, ry, rz = ty * e1z - tz * e1y, tz * e1x - tx * e1z, tx * e1y - ty * e1x
-    v = (dx * rx + dy * ry + dz * rz) * inv
-    if v < 0.0 or u + v > 1.0:
-        return np.inf
-    dist = (e2x * rx + e2y * ry + e2z * rz) * inv
-    return dist if dist >= 0.0 else np.inf
-
-
-@nb.njit(cache=True, error_model="numpy")
-def cast_scene(
-    rays: NDArray[np.float32],
-    rows: NDArray[np.int64],
-    pose: NDArray[np.float64],
-    keep: NDArray[np.bool_],
-    box_low: NDArray[np.float64],
-    box_high: NDArray[np.float64],
-    prim_start: NDArray[np.int64],
-    prim_low: NDArray[np.float64],
-    prim_high: NDArray[np.float64],
-    prim_box: NDArray[np.bool_],
-    prim_attr: NDArray[np.int64],
-    prim_cluster: NDArray[np.int64],
-    cluster_low: NDArray[np.float64],
-    cluster_high: NDArray[np.float64],
-    cluster_tri: NDArray[np.int64],
-    tri_v0: NDArray[np.float64],
-    tri_e1: NDArray[np.float64],
-    tri_e2: NDArray[np.float64],
-    tri_normal: NDArray[np.float64],
-    tri_material: NDArray[np.uint8],
-    tri_color: NDArray[np.float32],
-    tri_part: NDArray[np.int32],
-    ground_box: NDArray[np.float64],
-    raster: NDArray[np.uint8],
-    raster_x: float,
-    raster_y: float,
-    resolution: float,
-    color_table: NDArray[np.float32],
-    distance: NDArray[np.float32],
-    normal: NDArray[np.float32],
-    material: NDArray[np.uint8],
-    color: NDArray[np.float32],
-    actor: NDArray[np.int32],
-) -> None:
-    """Nearest hits of rays[rows] (rays (N, 6) [origin, unit direction], world) with the
-    ground and the objects where ``keep``: distance (inf: miss), unit normal facing the
-    ray (0 on misses), material, colour (the sky's, colour_table[NONE], on misses) and
-    actor index (tri_part: -1 for static structures, the ground and misses).
-
-    The ground is z = 0 over ground_box (x0, y0, x1, y1), its material per hit from the
-    ground map raster (cell [0, 0] at raster_x, raster_y; ``resolution`` metres). Objects
-    (see the section comment): object a is box_low[a]..box_high[a] with the primitives
-    prim_start[a] .. prim_start[a + 1] - 1; primitive p is prim_low[p]..prim_high[p], takes
-    the attributes of triangle prim_attr[p] when it is a box (prim_box[p]), else has the
-    clusters prim_cluster[p] .. prim_cluster[p + 1] - 1; cluster k is cluster_low[k] ..
-    cluster_high[k] with the triangles cluster_tri[k] .. cluster_tri[k + 1] - 1 (first
-    vertex, two edges, unit normal, in the object's frame; material, colour, actor index).
-    A ray tests only the objects of its azimuth bin whose elevation range it is in,
-    nearest first, and stops at the first one that starts beyond its nearest hit
-    (:func:`_object_bins`)."""
-    if rows.size == 0:
-        return
-    starts, items, elevation, reach, always = _object_bins(rays, rows, pose, keep, box_low, box_high)
-    scale = _AZIMUTH_BINS / 4.0
-    n_objects, n_always = pose.shape[0], always.size
-    raster_rows, raster_cols = raster.shape[0], raster.shape[1]
-    gx0, gy0, gx1, gy1 = ground_box[0], ground_box[1], ground_box[2], ground_box[3]
-    for j in range(rows.size):
-        i = rows[j]
-        ox, oy, oz = np.float64(rays[i, 0]), np.float64(rays[i, 1]), np.float64(rays[i, 2])
-        dx, dy, dz = np.float64(rays[i, 3]), np.float64(rays[i, 4]), np.float64(rays[i, 5])
-        best = np.inf
-        on_ground = False
-        if dz != 0.0:
-            t = -oz / dz
-            gx, gy = ox + t * dx, oy + t * dy
-            if t >= 0.0 and gx0 <= gx <= gx1 and gy0 <= gy <= gy1:
-                best, on_ground = t, True
-        hit_tri, hit_object, n0, n1, n2 = -1, -1, 0.0, 0.0, 0.0
-        vertical = dx == 0.0 and dy == 0.0  # straight up or down: every object
-        b = 0 if vertical else min(int(_pseudo_angle(dx, dy) * scale), _AZIMUTH_BINS - 1)
-        first = starts[b]
-        for k in range(n_always + (n_objects if vertical else starts[b + 1] - first)):
-            if k < n_always:
-                a = always[k]
-            elif vertical:
-                a = k - n_always
-                if not keep[a]:
-                    continue
-            else:
-                a = items[first + k - n_always]
-                if reach[a] >= best:
-                    break
-                if dz < elevation[a, 0] or dz > elevation[a, 1]:
-                    continue
-            # The object, in its frame: its box, then its primitives.
-            c, s = pose[a, 0], pose[a, 1]
-            px, py = ox - pose[a, 2], oy - pose[a, 3]
-            lox, loy, loz = c * px + s * py, -s * px + c * py, oz
-            ldx, ldy, ldz = c * dx + s * dy, -s * dx + c * dy, dz
-            enter, _, leave, _ = _slab(
-                lox,
-                loy,
-                loz,
-                ldx,
-                ldy,
-                ldz,
-                box_low[a, 0],
-                box_low[a, 1],
-                box_low[a, 2],
-                box_high[a, 0],
-                box_high[a, 1],
-                box_high[a, 2],
-            )
-            if not (enter <= leave and leave >= 0.0 and enter < best):
-                continue
-            for p in range(prim_start[a], prim_start[a + 1]):
-                enter, enter_axis, leave, leave_axis = _slab(
-                    lox,
-                    loy,
-                    loz,
-                    ldx,
-                    ldy,
-                    ldz,
-                    prim_low[p, 0],
-                    prim_low[p, 1],
-                    prim_low[p, 2],
-                    prim_high[p, 0],
-                    prim_high[p, 1],
-                    prim_high[p, 2],
-                )
-                if not (enter <= leave and leave >= 0.0 and enter < best):
-                    continue
-                if prim_box[p]:
-                    dist, axis = (enter, enter_axis) if enter >= 0.0 else (leave, leave_axis)
-                    if dist < best:
-                        best, hit_tri, hit_object = dist, prim_attr[p], a
-                        n0, n1, n2 = 1.0 if axis == 0 else 0.0, 1.0 if axis == 1 else 0.0, 1.0 if axis == 2 else 0.0
-                    continue
-                for q in range(prim_cluster[p], prim_cluster[p + 1]):
-                    enter, _, leave, _ = _slab(
-                        lox,
-                        loy,
-                        loz,
-                        ldx,
-                        ldy,
-                        ldz,
-                        cluster_low[q, 0],
-                        cluster_low[q, 1],
-                        cluster_low[q, 2],
-                        cluster_high[q, 0],
-                        cluster_high[q, 1],
-                        cluster_high[q, 2],
-                    )
-                    if not (enter <= leave and leave >= 0.0 and enter < best):
-                        continue
-                    for t in range(cluster_tri[q], cluster_tri[q + 1]):
-                        dist = _triangle(
-                            lox,
-                            loy,
-                            loz,
-                            ldx,
-                            ldy,
-                            ldz,
-                            tri_v0[t, 0],
-                            tri_v0[t, 1],
-                            tri_v0[t, 2],
-                            tri_e1[t, 0],
-                            tri_e1[t, 1],
-                            tri_e1[t, 2],
-                            tri_e2[t, 0],
-                            tri_e2[t, 1],
-                            tri_e2[t, 2],
-                        )
-                        if dist < best:
-                            best, hit_tri, hit_object = dist, t, a
-                            n0, n1, n2 = tri_normal[t, 0], tri_normal[t, 1], tri_normal[t, 2]
-        distance[i] = np.float32(best)
-        if hit_tri >= 0:
-            c, s = pose[hit_object, 0], pose[hit_object, 1]
-            wx, wy, wz = c * n0 - s * n1, s * n0 + c * n1, n2
-            sign = -1.0 if wx * dx + wy * dy + wz * dz > 0 else 1.0
-            normal[i, 0], normal[i, 1], normal[i, 2] = sign * wx, sign * wy, sign * wz
-            m = tri_material[hit_tri]
-            color[i, 0], color[i, 1], color[i, 2] = tri_color[hit_tri, 0], tri_color[hit_tri, 1], tri_color[hit_tri, 2]
-            actor[i] = tri_part[hit_tri]
-        else:
-            m = _NONE
-            normal[i, 0] = 0.0
-            normal[i, 1] = 0.0
-            normal[i, 2] = 0.0
-            if on_ground:
-                normal[i, 2] = 1.0 if dz < 0.0 else -1.0
-                row, col = _cell(
-                    ox + best * dx, oy + best * dy, raster_x, raster_y, resolution, raster_rows, raster_cols
-                )
-                m = _GRASS if row < 0 else raster[row, col]
-            color[i, 0], color[i, 1], color[i, 2] = color_table[m, 0], color_table[m, 1], color_table[m, 2]
-            actor[i] = -1
-        material[i] = m
-
-
-# --------------------------------------------------------------------------------------
-# Camera: adaptive tracing
 
 _MISS_KEY = -(1 << 40)
 _GROUND_KEY = -(1 << 39)
@@ -902,10 +497,8 @@ def camera_shade(
     line = np.zeros((3, width), dtype=np.float32)
     sky_col = np.empty(width, dtype=np.int64)
     sky_x, sky_y, sky_z = np.empty(width), np.empty(width), np.empty(width)
-    ground_col = np.empty(width, dtype=np.int64)
-    ground_x, ground_y = np.empty(width), np.empty(width)
     for row in range(height):
-        n_sky = n_ground = 0
+        n_sky = 0
         for col in range(width):
             p = row * width + col
             if not valid[p]:
@@ -922,54 +515,50 @@ def camera_shade(
             n0, n1, n2 = table_normal[s, 0], table_normal[s, 1], table_normal[s, 2]
             light = ambient + diffuse * max(n0 * sun0 + n1 * sun1 + n2 * sun2, np.float32(0.0))
             mat = material[p]
-            if actor[p] < 0 and is_ground[mat]:  # the ground, below
-                ground_col[n_ground] = col
-                ground_x[n_ground] = origin[0] + np.float64(dist) * np.float64(d0)
-                ground_y[n_ground] = origin[1] + np.float64(dist) * np.float64(d1)
-                n_ground += 1
-                continue
-            red, green, blue = table_color[s, 0] * light, table_color[s, 1] * light, table_color[s, 2] * light
-            if mat == _FOLIAGE:
-                inv = np.float32(1 / 0.35)
-                cx = math.floor((ox + dist * d0) * inv)
-                cy = math.floor((oy + dist * d1) * inv)
-                cz = math.floor((oz + dist * d2) * inv)
-                grain_value = np.float32(0.7) + np.float32(0.6) * _hash01(cx + 7919 * cz, cy, 17)
-                red, green, blue = red * grain_value, green * grain_value, blue * grain_value
-            elif mat == _BUILDING and abs(n2) < np.float32(0.3):
-                px, py, pz = ox + dist * d0, oy + dist * d1, oz + dist * d2
-                along = px * -n1 + py * n0
-                level = _fraction(pz, np.float32(1 / 3.2))
-                column = _fraction(along, np.float32(1 / 2.8))
-                if np.float32(0.28) < level < np.float32(0.72) and np.float32(0.18) < column < np.float32(0.71):
-                    ids = _hash01(math.floor(along * np.float32(1 / 2.8)), math.floor(pz * np.float32(1 / 3.2)), 5)
-                    shade = (np.float32(0.8) + np.float32(0.6) * ids) * light
-                    red, green, blue = window_rgb[0] * shade, window_rgb[1] * shade, window_rgb[2] * shade
-            elif mat == _VEHICLE:
-                dn = np.float32(2.0) * (d0 * n0 + d1 * n1 + d2 * n2)
-                cos = max((d0 - dn * n0) * sun0 + (d1 - dn * n1) * sun1 + (d2 - dn * n2) * sun2, np.float32(0.0))
-                cos8 = (cos * cos) * (cos * cos)
-                cos8 *= cos8
-                glint = cos8 * cos8 * cos8 * np.float32(0.45)  # cos^24: a tight glint
-                red, green, blue = red + glint, green + glint, blue + glint
+            if actor[p] < 0 and is_ground[mat]:
+                x = origin[0] + np.float64(dist) * np.float64(d0)
+                y = origin[1] + np.float64(dist) * np.float64(d1)
+                x0, x1, y0, y1, ax, ay, gr, gc = _ground_texels(
+                    x, y, np.float64(texture[2, mat]), np.float64(texture[4, mat]), tex_rows, tex_cols
+                )
+                coarse = np.float32(_bilinear(smooth, x0, x1, y0, y1, ax, ay, 0))
+                factor = sunlit * _ground_mix(
+                    texture[0, mat], texture[1, mat], texture[3, mat], coarse, grain[gr, gc, 0], dist, inverse_fade
+                )
+                red, green, blue = (
+                    color_table[mat, 0] * factor,
+                    color_table[mat, 1] * factor,
+                    color_table[mat, 2] * factor,
+                )
+            else:
+                red, green, blue = table_color[s, 0] * light, table_color[s, 1] * light, table_color[s, 2] * light
+                if mat == _FOLIAGE:
+                    inv = np.float32(1 / 0.35)
+                    cx = math.floor((ox + dist * d0) * inv)
+                    cy = math.floor((oy + dist * d1) * inv)
+                    cz = math.floor((oz + dist * d2) * inv)
+                    grain_value = np.float32(0.7) + np.float32(0.6) * _hash01(cx + 7919 * cz, cy, 17)
+                    red, green, blue = red * grain_value, green * grain_value, blue * grain_value
+                elif mat == _BUILDING and abs(n2) < np.float32(0.3):
+                    px, py, pz = ox + dist * d0, oy + dist * d1, oz + dist * d2
+                    along = px * -n1 + py * n0
+                    level = _fraction(pz, np.float32(1 / 3.2))
+                    column = _fraction(along, np.float32(1 / 2.8))
+                    if np.float32(0.28) < level < np.float32(0.72) and np.float32(0.18) < column < np.float32(0.71):
+                        ids = _hash01(math.floor(along * np.float32(1 / 2.8)), math.floor(pz * np.float32(1 / 3.2)), 5)
+                        shade = (np.float32(0.8) + np.float32(0.6) * ids) * light
+                        red, green, blue = window_rgb[0] * shade, window_rgb[1] * shade, window_rgb[2] * shade
+                elif mat == _VEHICLE:
+                    dn = np.float32(2.0) * (d0 * n0 + d1 * n1 + d2 * n2)
+                    cos = max((d0 - dn * n0) * sun0 + (d1 - dn * n1) * sun1 + (d2 - dn * n2) * sun2, np.float32(0.0))
+                    cos8 = (cos * cos) * (cos * cos)
+                    cos8 *= cos8
+                    glint = cos8 * cos8 * cos8 * np.float32(0.45)  # cos^24: a tight glint
+                    red, green, blue = red + glint, green + glint, blue + glint
             haze = np.float32(1.0) - np.float32(math.exp(dist * inv_haze))
             line[0, col] = red + (horizon_rgb[0] - red) * haze
             line[1, col] = green + (horizon_rgb[1] - green) * haze
             line[2, col] = blue + (horizon_rgb[2] - blue) * haze
-        for k in range(n_ground):
-            p = row * width + ground_col[k]
-            dist, mat = distance[p], material[p]
-            x0, x1, y0, y1, ax, ay, gr, gc = _ground_texels(
-                ground_x[k], ground_y[k], np.float64(texture[2, mat]), np.float64(texture[4, mat]), tex_rows, tex_cols
-            )
-            coarse = np.float32(_bilinear(smooth, x0, x1, y0, y1, ax, ay, 0))
-            factor = sunlit * _ground_mix(
-                texture[0, mat], texture[1, mat], texture[3, mat], coarse, grain[gr, gc, 0], dist, inverse_fade
-            )
-            haze = np.float32(1.0) - np.float32(math.exp(dist * inv_haze))
-            for c in range(3):
-                value = color_table[mat, c] * factor
-                line[c, ground_col[k]] = value + (horizon_rgb[c] - value) * haze
         for k in range(n_sky):  # (sky_x, sky_y <- texel coordinates)
             sky_x[k], sky_y[k] = _sky_texel(
                 sky_x[k], sky_y[k], sky_z[k], sky_rows, sky_cols, low, high, sin_low, sin_high
