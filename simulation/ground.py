@@ -20,6 +20,10 @@ from simulation.road import Centerline, Crossing, RoadProfile
 MAX_CELLS = 40_000_000
 _SHIFT = 3  # fixed-point bits for cv2 drawing (1/8 cell precision)
 DRIVABLE = (Material.ASPHALT, Material.LANE_WHITE, Material.LANE_YELLOW, Material.CROSSWALK)
+#: Materials of the flat ground z = 0 (road surface, markings, sidewalks, grass).
+GROUND_MATERIALS: NDArray[np.uint8] = np.array([*DRIVABLE, Material.SIDEWALK, Material.GRASS], dtype=np.uint8)
+#: (n_materials,) bool lookup: material id -> is ground.
+IS_GROUND: NDArray[np.bool_] = np.isin(np.arange(len(Material)), GROUND_MATERIALS)
 
 
 @dataclass(frozen=True)

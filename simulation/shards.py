@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from calibration import Modality
 from perception.bev_grid import BevGrid
-from perception.ground_truth import Boxes
+from perception.ground_truth import Boxes, rasterize_boxes
 from perception.samples import PointScan, RangeReading, SensorRecord
 from simulation.errors import SimulationError
 from simulation.simulator import Simulator
@@ -106,7 +106,7 @@ class _ShardBuffer:
             out[f"camera/{cam}/offsets"] = _offsets([b.size for b in blobs])
             out.update(_stamps_and_poses(f"camera/{cam}", records, sim))
             image = next((r.payload for r in records if r is not None), None)
-            intrinsics = sim._models[cam].intrinsics if image is None else image.intrinsics
+            intrinsics = sim.camera_intrinsics(cam) if image is None else image.intrinsics
             out[f"camera/{cam}/K"] = np.asarray(intrinsics.K, dtype=np.float64)
             out[f"camera/{cam}/size"] = np.array([intrinsics.width, intrinsics.height], dtype=np.int64)
         for radar in self.radars:
@@ -132,18 +132,12 @@ class _ShardBuffer:
             out[f"truth/{name}"] = np.concatenate([getattr(b, name) for b in boxes])
         grid = sim.config.grid
         out["truth/drivable"] = np.stack([f["drivable"] for f in frames])
-        out["truth/occupancy"] = np.stack([_occupancy(b, grid) for b in boxes])
+        out["truth/occupancy"] = np.stack([rasterize_boxes(b, grid) for b in boxes])
         out["meta/grid"] = np.array(grid.to_json())
         out["meta/rig"] = np.array(yaml.safe_dump(sim.rig.to_dict(), sort_keys=False))
         out["meta/config"] = np.array(json.dumps(asdict(sim.config), default=str, sort_keys=True))
         out["meta/format_version"] = np.array(FORMAT_VERSION)
         return out
-
-
-def _occupancy(boxes: Boxes, grid: BevGrid) -> NDArray[np.uint8]:
-    from perception.ground_truth import rasterize_boxes
-
-    return rasterize_boxes(boxes, grid)
 
 
 def _offsets(sizes: list[int]) -> NDArray[np.int64]:

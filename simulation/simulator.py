@@ -145,6 +145,15 @@ class Simulator:
             angular_velocity=np.array([0.0, 0.0, yaw_rate]),
         )
 
+    @property
+    def frame_count(self) -> int:
+        """Reference sweeps rendered so far (ground-truth frames)."""
+        return len(self._frames)
+
+    def camera_intrinsics(self, sensor_id: str) -> Any:
+        """The intrinsics a camera's images are rendered at (the rig's, scaled)."""
+        return self._models[sensor_id].intrinsics
+
     def frame_truth(self, stamp_ns: int) -> tuple[FrameTruth, np.ndarray]:
         """Boxes and drivable raster (ny, nx) uint8 of the reference sweep stamped ``stamp_ns``."""
         index = self._frame_index[stamp_ns]

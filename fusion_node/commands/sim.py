@@ -83,13 +83,13 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
     seconds = time.perf_counter() - started
-    frames = len(simulator.ground_truth())
+    frames = simulator.frame_count
     print(
         f"wrote {out}: {total} messages, {frames} lidar frames with ground truth in {seconds:.1f} s "
         f"({frames / seconds:.1f} frames/s)"
     )
     if not args.shards:
-        print(summary.describe() if hasattr(summary, "describe") else summary)
+        print(summary.describe())
     return 0
 
 

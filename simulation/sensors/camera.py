@@ -44,11 +44,11 @@ from calibration.intrinsics import CameraIntrinsics
 from perception.samples import EncodedImage
 from simulation import kernels
 from simulation.errors import SimConfigError
+from simulation.ground import IS_GROUND
 from simulation.materials import COLOR_RGB, Material
 from simulation.raycast import Hits, SceneCaster
 from simulation.scenario import Scenario
 from simulation.sensors.common import sensor_poses
-from simulation.sensors.ultrasonic import IS_GROUND
 
 #: Adaptive-tracing grid spacing (horizontal, vertical), pixels: every 2nd column, so that
 #: thin upright things (poles, pedestrians) are found, and every 4th row.

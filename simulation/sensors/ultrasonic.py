@@ -21,16 +21,10 @@ from numpy.typing import NDArray
 from calibration import Sensor
 from perception.samples import RangeReading
 from simulation.errors import SimConfigError
-from simulation.ground import DRIVABLE
-from simulation.materials import Material
+from simulation.ground import IS_GROUND
 from simulation.raycast import SceneCaster
 from simulation.scenario import Scenario
 from simulation.sensors.common import sensor_poses
-
-#: Materials of the flat ground z = 0 (road surface, markings, sidewalks, grass).
-GROUND_MATERIALS: NDArray[np.uint8] = np.array([*DRIVABLE, Material.SIDEWALK, Material.GRASS], dtype=np.uint8)
-#: (n_materials,) bool lookup: material id -> is ground.
-IS_GROUND: NDArray[np.bool_] = np.isin(np.arange(len(Material)), GROUND_MATERIALS)
 
 
 @dataclass(frozen=True)

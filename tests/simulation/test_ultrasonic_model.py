@@ -12,10 +12,11 @@ from calibration import Modality, load_rig
 from simulation.actors import ActorBuilder, actor_mesh_template
 from simulation.ego import EgoMotion
 from simulation.errors import SimConfigError
+from simulation.ground import IS_GROUND
 from simulation.raycast import SceneCaster
 from simulation.scenario import Scenario, ScenarioConfig
 from simulation.sensors.common import sensor_poses
-from simulation.sensors.ultrasonic import IS_GROUND, UltrasonicModel, UltrasonicParams, cone_rays
+from simulation.sensors.ultrasonic import UltrasonicModel, UltrasonicParams, cone_rays
 from simulation.world import build_world
 
 EGO_S = 60.0  # the ego's arc length at t = 0 (the straight road runs along world +x from x = 0)
