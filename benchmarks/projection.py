@@ -13,28 +13,25 @@ Points: ``--points-file`` (an (N, >=3) float32 ``.npy`` or a KITTI/nuScenes ``.b
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.inputs import add_points_arguments, load_points
 from benchmarks.timing import median_ms, speedup, time_interleaved
 
 HELP = "Rig.project into all cameras vs cv2.projectPoints; per-point de-skew vs per-column loop"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--points-file", default=None, help="(N, >=3) float32 .npy or .bin lidar points")
-    parser.add_argument("--columns", type=int, default=5, help="floats per point in a .bin file (default 5)")
+    add_points_arguments(parser)
 
 
 def _points(args: argparse.Namespace) -> np.ndarray:
     if args.points_file is None:
         rng = np.random.default_rng(0)
         return rng.uniform([-60, -60, -2], [60, 60, 4], (34_688, 3))
-    path = Path(args.points_file)
-    data = np.load(path) if path.suffix == ".npy" else np.fromfile(path, dtype=np.float32).reshape(-1, args.columns)
-    return np.asarray(data[:, :3], dtype=np.float64)
+    return np.asarray(load_points(args.points_file, args.columns)[:, :3], dtype=np.float64)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
