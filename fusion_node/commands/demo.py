@@ -10,20 +10,22 @@ lidar sends malformed clouds) and checks that /diagnostics reports exactly that.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import heapq
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from calibration import Modality, default_rig_path, load_rig
+from fusion_node.processes import forward_logs, start_child, stop_child
 
 DISCOVERY_TIMEOUT_S = 60.0
+#: Seconds beyond discovery + publishing after which the demo is declared hung.
+WATCHDOG_MARGIN_S = 60.0
 LEVELS = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
 
 
@@ -35,17 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stop-sensor", default="radar_front_left", help="sensor that stops half-way through ('' for none)"
     )
     parser.add_argument("--malformed", type=int, default=3, help="malformed lidar clouds sent near the end")
-
-
-def _forward_logs(process: subprocess.Popen[str], prefix: str) -> threading.Thread:
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            print(f"[{prefix}] {line.rstrip()}", flush=True)
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    return thread
 
 
 def _malformed_cloud(msg: Any) -> Any:
@@ -67,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     # Large-message transport for this process (the player) and the monitor it starts.
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     env = dict(os.environ)
-    monitor = subprocess.Popen(
+    monitor = start_child(
         [
             sys.executable,
             "-m",
@@ -81,19 +72,16 @@ def run(args: argparse.Namespace) -> int:
             "qos:=reliable",  # the demo checks exact counts: replay-style reliable delivery
         ],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
-    _forward_logs(monitor, "sensor_monitor")
+    forward_logs(monitor, "sensor_monitor")
+    # A hang anywhere (DDS discovery, a blocking publish, shutdown) ends the demo with every
+    # thread's traceback instead of silently; the monitor dies with us (PR_SET_PDEATHSIG).
+    faulthandler.dump_traceback_later(DISCOVERY_TIMEOUT_S + args.duration + WATCHDOG_MARGIN_S, exit=True)
     try:
         summary = _play(rig, args, monitor)
     finally:
-        monitor.send_signal(signal.SIGINT)
-        try:
-            monitor.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            monitor.kill()
+        stop_child(monitor)
+        faulthandler.cancel_dump_traceback_later()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,63 @@
+"""Child processes that cannot outlive the process that started them.
+
+A node started by ``fusion demo`` (and later ``fusion launch``) must die with its parent even
+when the parent is killed without cleanup (SIGKILL, a test timeout): otherwise it keeps
+publishing on the DDS domain and pollutes every later run. Linux delivers a signal to a child
+whose parent dies when the child asked for it with ``prctl(PR_SET_PDEATHSIG)``; that request
+is made between fork and exec, so it also covers a parent that dies during start-up.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def start_child(command: Sequence[str], *, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``command`` with stdout+stderr piped as text; it gets SIGTERM if this process dies."""
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    return subprocess.Popen(
+        list(command),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=preexec,  # only prctl runs between fork and exec
+    )
+
+
+def forward_logs(process: subprocess.Popen[str], prefix: str) -> threading.Thread:
+    """Print the child's output lines as ``[prefix] line`` from a daemon thread."""
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            print(f"[{prefix}] {line.rstrip()}", flush=True)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_child(process: subprocess.Popen[Any], *, timeout_s: float = 10.0) -> int:
+    """SIGINT (the nodes' clean shutdown), then SIGKILL after ``timeout_s``; the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)

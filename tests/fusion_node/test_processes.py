@@ -1,0 +1,50 @@
+"""Children started with fusion_node.processes die with their parent, even on SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from fusion_node.processes import start_child, stop_child
+
+# The middle process starts a sleeping grandchild with start_child, prints its pid and waits.
+MIDDLE = """
+import sys, time
+from fusion_node.processes import start_child
+child = start_child([sys.executable, "-c", "import time; time.sleep(60)"])
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is dead for our purpose
+        return stat.read().split()[2] != "Z"
+
+
+def test_child_dies_when_parent_is_killed() -> None:
+    middle = subprocess.Popen([sys.executable, "-c", MIDDLE], stdout=subprocess.PIPE, text=True)
+    assert middle.stdout is not None
+    grandchild = int(middle.stdout.readline())
+    assert _alive(grandchild)
+    middle.send_signal(signal.SIGKILL)
+    middle.wait()
+    deadline = time.monotonic() + 10
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild), f"grandchild {grandchild} outlived its killed parent"
+
+
+def test_stop_child_interrupts_then_reports_exit_code() -> None:
+    child = start_child(
+        [sys.executable, "-c", "import time\ntry:\n time.sleep(60)\nexcept KeyboardInterrupt:\n raise SystemExit(3)"]
+    )
+    time.sleep(0.5)
+    assert stop_child(child, timeout_s=5) == 3
