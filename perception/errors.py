@@ -13,3 +13,11 @@ class GridError(PerceptionError, ValueError):
 
 class GroundTruthError(PerceptionError, ValueError):
     """Ground-truth boxes or rasters are malformed, or a ground-truth file cannot be read."""
+
+
+class BevError(PerceptionError, ValueError):
+    """BEV feature inputs, lookup tables or their files are malformed."""
+
+
+class SyncError(PerceptionError, ValueError):
+    """A synchronizer configuration is invalid, or a record of an unknown sensor was pushed."""

@@ -22,6 +22,7 @@ STAGES: dict[str, str] = {
     "bag": "benchmarks.bag",
     "projection": "benchmarks.projection",
     "refine": "benchmarks.refine",
+    "camera-lift": "benchmarks.camera_lift",
 }
 
 
