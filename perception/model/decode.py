@@ -1,0 +1,72 @@
+"""Network outputs -> objects in base_link and BEV grids (numpy, backend independent).
+
+Detection: sigmoid heatmap, a 3x3 local-maximum test per class (the CenterPoint "max-pool
+NMS"), the ``top_k`` highest peaks over all classes, a score threshold, then each peak's
+regression channels become a box (see perception.model.heads for the channel meaning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from perception.bev_grid import BevGrid
+from perception.ground_truth import Boxes
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    score_threshold: float = 0.1
+    top_k: int = 200
+
+
+def _sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    out: NDArray[np.float32] = (1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))).astype(np.float32)
+    return out
+
+
+def _local_maxima(scores: NDArray[np.float32]) -> NDArray[np.bool_]:
+    """(K, H, W) -> True where a cell is >= its 8 neighbours (per class)."""
+    padded = np.pad(scores, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    height, width = scores.shape[1:]
+    peak = np.ones(scores.shape, dtype=bool)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if dy == 1 and dx == 1:
+                continue
+            peak &= scores >= padded[:, dy : dy + height, dx : dx + width]
+    return peak
+
+
+def decode_detections(
+    heatmap: NDArray[np.float32], regression: NDArray[np.float32], grid: BevGrid, config: DecodeConfig = DecodeConfig()
+) -> Boxes:
+    """One frame: heatmap (K, H, W) logits, regression (10, H, W) on ``grid`` -> Boxes with scores."""
+    scores = _sigmoid(np.asarray(heatmap, dtype=np.float32))
+    candidates = np.where(_local_maxima(scores), scores, 0.0).reshape(-1)
+    k = min(config.top_k, candidates.size)
+    top = np.argpartition(-candidates, k - 1)[:k]
+    top = top[candidates[top] >= config.score_threshold]
+    top = top[np.argsort(-candidates[top], kind="stable")]
+    height, width = heatmap.shape[1:]
+    label, cell = np.divmod(top, height * width)
+    row, col = np.divmod(cell, width)
+    values = np.asarray(regression, dtype=np.float64)[:, row, col]  # (10, N)
+    x = grid.x_min + (col + values[0]) * grid.resolution
+    y = grid.y_min + (row + values[1]) * grid.resolution
+    sizes = np.exp(np.clip(values[3:6], -5.0, 5.0)).T
+    return Boxes.create(
+        centers=np.stack([x, y, values[2]], axis=1),
+        sizes=sizes,
+        yaws=np.arctan2(values[6], values[7]),
+        velocities=values[8:10].T,
+        labels=label,
+        scores=candidates[top].astype(np.float32),
+    )
+
+
+def decode_segmentation(logits: NDArray[np.float32], threshold: float = 0.5) -> NDArray[np.uint8]:
+    """(2, ny, nx) logits -> (2, ny, nx) uint8 {0, 1}: drivable, occupancy."""
+    return (_sigmoid(np.asarray(logits, dtype=np.float32)) >= threshold).astype(np.uint8)
