@@ -23,6 +23,7 @@ STAGES: dict[str, str] = {
     "projection": "benchmarks.projection",
     "refine": "benchmarks.refine",
     "camera-lift": "benchmarks.camera_lift",
+    "sync": "benchmarks.sync",
 }
 
 
