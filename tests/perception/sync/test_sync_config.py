@@ -15,6 +15,7 @@ from sync_helpers import MS, record, small_config
 from calibration import Modality, load_rig, rig_from_dict
 from perception.errors import SyncError
 from perception.sync import SensorSync, SyncConfig, Synchronizer
+from perception.sync.config import DEFAULT_TOLERANCE_MARGIN_NS
 
 SAMPLE_RIG = Path(__file__).resolve().parents[3] / "bags" / "sample_city_4s" / "rig.yaml"
 
