@@ -36,7 +36,7 @@ def test_from_rig_defaults(rig) -> None:
     assert cam.deadline_ns == 30 * MS + round(1e9 / 12) + 10 * MS  # latency + period + margin
     assert cam.offset_ns == 0
     us = config.sensor("us_front_left_side")
-    assert (us.tolerance_ns, us.deadline_ns) == (25 * MS, 10 * MS + 50 * MS + 10 * MS)
+    assert (us.tolerance_ns, us.deadline_ns) == (25 * MS + DEFAULT_TOLERANCE_MARGIN_NS, 10 * MS + 50 * MS + 10 * MS)
     assert config.clock == "data"
     assert config.source == str(SAMPLE_RIG)
 
@@ -53,7 +53,7 @@ def test_from_rig_options_and_time_offsets(rig) -> None:
     assert config.ids == ("lidar_top", "cam_back", "odometry")
     cam = config.sensor("cam_back")
     assert cam.offset_ns == -20 * MS
-    assert cam.tolerance_ns == round(1e9 / 12) // 2 + DEFAULT_TOLERANCE_MARGIN_NS + 3 * MS
+    assert cam.tolerance_ns == round(1e9 / 12) // 2 + 3 * MS
     assert cam.deadline_ns == 30 * MS + round(1e9 / 12)  # a negative offset adds no wait
     assert "cam_front" in config.ignored
     assert "odometry" not in config.ignored
