@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "sim": Subcommand("fusion_node.commands.sim", "simulate the rig in a procedural world: bags or training shards"),
     "convert": Subcommand("fusion_node.commands.convert", "nuScenes devkit layout -> bag + rig + ground truth"),
     "calib": Subcommand("fusion_node.commands.calib", "calibration: import, overlay, refine, time offset"),
+    "train": Subcommand("fusion_node.commands.train", "train the fusion network on simulated shards (resumable)"),
     "demo": Subcommand("fusion_node.commands.demo", "run the end-to-end demo over DDS"),
 }
 

@@ -44,6 +44,8 @@ class ModelConfig:
         fuser: name in :data:`perception.model.fusers.FUSERS`.
         camera_heights_m: base_link heights at which BEV cells are looked up in the cameras.
         num_classes: detection classes (len(perception.classes.CLASSES)).
+        lidar_sweeps: lidar sweeps accumulated into each frame (the current one included).
+        lut_samples: camera lookup samples per BEV cell (heights x cameras overlapping).
     """
 
     input_grid: BevGrid = field(default_factory=BevGrid)
@@ -65,6 +67,8 @@ class ModelConfig:
     fuser: str = "conv"
     camera_heights_m: tuple[float, ...] = (-1.0, 0.0, 1.0, 2.0)
     num_classes: int = len(CLASSES)
+    lidar_sweeps: int = 3
+    lut_samples: int = 8
 
     def __post_init__(self) -> None:
         if self.bev_stride not in (1, 2):
@@ -77,7 +81,7 @@ class ModelConfig:
                 f"ModelConfig.image_size {self.image_size!r} must be positive multiples of "
                 f"image_stride {self.image_stride}"
             )
-        for name in ("bev_channels", "image_channels", "fused_channels", "num_classes"):
+        for name in ("bev_channels", "image_channels", "fused_channels", "num_classes", "lidar_sweeps", "lut_samples"):
             if getattr(self, name) < 1:
                 raise ModelConfigError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if len(self.backbone_channels) != 2 or min(self.backbone_channels) < 1:

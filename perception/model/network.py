@@ -32,6 +32,15 @@ from perception.model.fusers import make_fuser
 from perception.model.heads import DetectionHead, SegmentationHead
 from perception.model.layers import conv_bn_relu
 
+#: Fixed per-channel scales bringing each BEV raster to about unit range (perception.bev
+#: channel order): lidar density log1p(count), z max/min/mean m, intensity 0..255, time lag s;
+#: radar occupancy, RCS dBsm, vx, vy m/s, count; ultrasonic occupied, free.
+INPUT_SCALES = {
+    "lidar": (0.5, 0.5, 0.5, 0.5, 0.01, 5.0),
+    "radar": (1.0, 0.1, 0.1, 0.1, 0.5),
+    "ultrasonic": (1.0, 1.0),
+}
+
 INPUT_NAMES = (
     "lidar",
     "radar",
@@ -46,6 +55,10 @@ OUTPUT_NAMES = ("heatmap", "regression", "segmentation")
 
 
 class FusionNet(nn.Module):
+    lidar_scale: torch.Tensor
+    radar_scale: torch.Tensor
+    ultrasonic_scale: torch.Tensor
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
@@ -54,6 +67,8 @@ class FusionNet(nn.Module):
         self.radar = BevEncoder(INPUT_CHANNELS["radar"], 16, c, s, deep=False)
         self.ultrasonic = BevEncoder(INPUT_CHANNELS["ultrasonic"], 8, c, s, deep=False)
         self.image = ImageEncoder(config.image_channels, config.image_stride)
+        for name, scales in INPUT_SCALES.items():
+            self.register_buffer(f"{name}_scale", torch.tensor(scales).view(1, -1, 1, 1), persistent=False)
         self.camera_bev = conv_bn_relu(config.image_channels, c, 3)
         self.fuser = make_fuser(config.fuser, len(MODALITIES), c, config.fused_channels)
         self.backbone = BevBackbone(config.fused_channels, config.backbone_channels)
@@ -73,7 +88,15 @@ class FusionNet(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         lifted = lift_features(self.image(images), camera_present, lut_index, lut_camera, self.config.output_grid.shape)
         camera = self.camera_bev(lifted)
-        features = torch.stack([self.lidar(lidar), self.radar(radar), self.ultrasonic(ultrasonic), camera], dim=1)
+        features = torch.stack(
+            [
+                self.lidar(lidar * self.lidar_scale),
+                self.radar(radar * self.radar_scale),
+                self.ultrasonic(ultrasonic * self.ultrasonic_scale),
+                camera,
+            ],
+            dim=1,
+        )
         bev = self.backbone(self.fuser(features, modality_present))
         heatmap, regression = self.detection(bev)
         return heatmap, regression, self.segmentation(bev)

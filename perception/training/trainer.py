@@ -37,6 +37,7 @@ class TrainOptions:
     seed: int = 0
     checkpoint_every: int = 100
     threads: int = 2
+    max_steps: int | None = None
 
 
 def _to_model(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -94,7 +95,8 @@ def train(
     bar = tqdm(total=total_steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
     stream = iter(batches(step))
     with open(out / "log.jsonl", "a") as log:
-        while step < total_steps:
+        stop = total_steps if options.max_steps is None else min(total_steps, options.max_steps)
+        while step < stop:
             batch = next(stream)
             started = time.perf_counter()
             outputs = model(*_to_model(batch))
@@ -113,7 +115,7 @@ def train(
             log.write(json.dumps(record | values | {"s": round(time.perf_counter() - started, 3)}) + "\n")
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{values['total']:.3f}", hm=f"{values['heatmap']:.3f}")
-            if step % options.checkpoint_every == 0 or step % options.steps_per_epoch == 0 or step == total_steps:
+            if step % options.checkpoint_every == 0 or step % options.steps_per_epoch == 0 or step == stop:
                 log.flush()
                 checkpoint(epoch)
     bar.close()
