@@ -40,13 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rotation-deg", type=float, default=0.3, help="success threshold, degrees")
     parser.add_argument("--max-translation-m", type=float, default=0.03, help="success threshold, metres")
     parser.add_argument("--translation", action="store_true", help="also refine the translation")
+    parser.add_argument(
+        "--intensity-weight", type=float, default=0.0, help="weight of the mutual-information term (0 = edges only)"
+    )
     parser.add_argument("--log", type=Path, help="append one JSON line per trial to this file")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from calibration.refine import RefineConfig
 
-    config = RefineConfig(refine_translation=args.translation)
+    config = RefineConfig(refine_translation=args.translation, intensity_weight=args.intensity_weight)
     results: dict[str, Any] = {}
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         if name not in DATASETS:
@@ -64,11 +67,12 @@ def load_sample(name: str, realdata: Path) -> dict[str, Any]:
     from calibration import CameraIntrinsics
     from calibration.refine import LidarImagePair
     from fusion_node.commands.calib_overlay import read_points, xyz_and_ring
+    from fusion_node.commands.calib_refine import intensity_column
 
     if name == "pjlab":
         root = realdata / "pjlab_opencalib"
         calib = json.loads((root / "calib.json").read_text())["lidar2camera"]
-        xyz, ring = xyz_and_ring(*read_points(root / "lidar2camera" / "0.pcd"))
+        array, names = read_points(root / "lidar2camera" / "0.pcd")
         image = cv2.imread(str(root / "lidar2camera" / "0.png"), cv2.IMREAD_COLOR)
         width, height = calib["image_size_wh"]
         intrinsics = CameraIntrinsics(
@@ -80,14 +84,16 @@ def load_sample(name: str, realdata: Path) -> dict[str, Any]:
         root = realdata / "nuscenes_scene0061"
         calib = json.loads((root / "calib.json").read_text())
         camera = calib["cameras"]["CAM_FRONT"]
-        xyz, ring = xyz_and_ring(*read_points(root / calib["lidar_file"], "x,y,z,intensity,ring"))
+        array, names = read_points(root / calib["lidar_file"], "x,y,z,intensity,ring")
         image = cv2.imread(str(root / camera["img_file"]), cv2.IMREAD_COLOR)
         width, height = camera["image_size_wh"]
         intrinsics = CameraIntrinsics(K=np.array(camera["K"]), width=width, height=height)
         T_true = np.array(camera["lidar2cam"])  # includes the ego motion between the two stamps
     if image is None:
         raise SystemExit(f"fusion bench refine: cannot read the {name} image under {root}")
-    return {"pair": LidarImagePair(xyz, image, ring, name=name), "intrinsics": intrinsics, "T_true": T_true}
+    xyz, ring = xyz_and_ring(array, names)
+    pair = LidarImagePair(xyz, image, ring, name=name, intensity=intensity_column(array, names))
+    return {"pair": pair, "intrinsics": intrinsics, "T_true": T_true}
 
 
 def perturb(T: np.ndarray, rng: np.random.Generator, rotation_deg: float, translation_m: float) -> np.ndarray:
@@ -171,6 +177,7 @@ def run_trials(sample: dict[str, Any], config: Any, args: argparse.Namespace, na
             "image": f"{sample['intrinsics'].width}x{sample['intrinsics'].height}",
             "initial_error": f"{args.rotation_deg} deg, {args.translation_m} m",
             "translation_refined": config.refine_translation,
+            "intensity_weight": config.intensity_weight,
         },
         "median_ms": round(float(np.median(seconds)) * 1e3, 1),
         "max_ms": round(float(seconds.max()) * 1e3, 1),

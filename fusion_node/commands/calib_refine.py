@@ -6,7 +6,10 @@ Example::
         --pair scan1.pcd=img1.png --out refined.yaml
 
 Each ``--pair LIDAR_FILE=IMAGE_FILE`` is one lidar scan (``.bin``/``.npy``/``.pcd``, see
-``fusion calib overlay``) and the camera image taken with it. The command prints the
+``fusion calib overlay``) and the camera image taken with it. With ``--intensity-weight``
+above 0 (default 0: edges only), a scan with an ``intensity`` (or ``reflectivity``) column
+also adds the mutual information of reflectivity and image gray level to the objective
+(see ``calibration.refine``). The command prints the
 correction (rotation about the camera's x/y/z optical axes in degrees, translation in
 metres), the alignment score before and after, the sharpness of the optimum per axis and
 whether the optimum is well defined, then writes the rig with the camera remounted.
@@ -25,6 +28,7 @@ from typing import Any
 from fusion_node.commands.calib_overlay import DEFAULT_LIDAR_COLUMNS, PointFileError, read_points, xyz_and_ring
 
 AXES = ("rx", "ry", "rz", "tx", "ty", "tz")
+INTENSITY_COLUMNS = ("intensity", "reflectivity")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="refined rig YAML to write")
     parser.add_argument("--translation", action="store_true", help="also refine the translation (several pairs)")
     parser.add_argument("--grid-deg", type=float, default=2.0, help="rotation search half-width, degrees")
+    parser.add_argument(
+        "--intensity-weight",
+        type=float,
+        default=0.0,
+        help="weight of the reflectivity/gray-level mutual information against the edge score (0 = edges only)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -55,12 +65,19 @@ def run(args: argparse.Namespace) -> int:
             scan_path, sep, image_path = text.partition("=")
             if not sep or not scan_path or not image_path:
                 raise PointFileError(f"--pair expects LIDAR_FILE=IMAGE_FILE, got {text!r}")
-            xyz, ring = xyz_and_ring(*read_points(scan_path, args.lidar_columns))
+            array, names = read_points(scan_path, args.lidar_columns)
+            xyz, ring = xyz_and_ring(array, names)
             image = cv2.imread(image_path, cv2.IMREAD_COLOR)
             if image is None:
                 raise PointFileError(f"cannot read image {image_path}")
-            pairs.append(LidarImagePair(xyz, image, ring, name=f"{scan_path}={image_path}"))
-        config = RefineConfig(rotation_grid_deg=args.grid_deg, refine_translation=args.translation)
+            pairs.append(
+                LidarImagePair(
+                    xyz, image, ring, name=f"{scan_path}={image_path}", intensity=intensity_column(array, names)
+                )
+            )
+        config = RefineConfig(
+            rotation_grid_deg=args.grid_deg, refine_translation=args.translation, intensity_weight=args.intensity_weight
+        )
         result = refine_extrinsic(pairs, rig, lidar_id, args.camera, config)
         refined = with_extrinsic(rig, lidar_id, args.camera, result.T_refined)
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -83,6 +100,8 @@ def summary(result: Any, camera_id: str, lidar_id: str, out: str) -> dict[str, A
         "rotation_change_deg": round(result.rotation_change_deg, 4),
         "score_before": round(result.score_before, 5),
         "score_after": round(result.score_after, 5),
+        "information_before": round(result.information_before, 5),
+        "information_after": round(result.information_after, 5),
         "sharpness": dict(zip(AXES, (round(float(v), 3) for v in result.sharpness), strict=True)),
         "well_defined": result.well_defined,
         "translation_refined": result.translation_refined,
@@ -108,12 +127,21 @@ def describe(report: dict[str, Any]) -> str:
         f"  ({report['rotation_change_deg']:.3f} deg in all)",
         f"correction translation (m, camera frame): {tx:+.4f} {ty:+.4f} {tz:+.4f}"
         + ("" if report["translation_refined"] else "  (translation not refined)"),
-        f"score {report['score_before']:.5f} -> {report['score_after']:.5f}",
+        f"edge score {report['score_before']:.5f} -> {report['score_after']:.5f}, mutual information "
+        f"{report['information_before']:.4f} -> {report['information_after']:.4f} nats",
         f"sharpness {sharp}",
         verdict,
         f"{report['iterations']} evaluations in {report['seconds']:.1f} s; wrote {report['refined_rig']}",
     ]
     return "\n".join(lines)
+
+
+def intensity_column(array: Any, names: Sequence[str]) -> Any:
+    """The (N,) ``intensity`` (or ``reflectivity``) column of a scan, None when it has none."""
+    for name in INTENSITY_COLUMNS:
+        if name in names:
+            return array[:, list(names).index(name)]
+    return None
 
 
 def _only_lidar(rig: Any) -> str:

@@ -27,12 +27,13 @@ from calibration.refine import (
 
 def _pjlab(realdata: Path) -> tuple[LidarImagePair, CameraIntrinsics, np.ndarray]:
     calib = json.loads((realdata / "pjlab_opencalib" / "calib.json").read_text())["lidar2camera"]
-    points = np.loadtxt(realdata / "pjlab_opencalib" / "lidar2camera" / "0.pcd", skiprows=11)[:, :3]
+    scan = np.loadtxt(realdata / "pjlab_opencalib" / "lidar2camera" / "0.pcd", skiprows=11)
     image = cv2.imread(str(realdata / "pjlab_opencalib" / "lidar2camera" / "0.png"))
     intrinsics = CameraIntrinsics(
         K=np.array(calib["K"]), width=1920, height=1200, distortion_model="plumb_bob", D=calib["dist_k1_k2_p1_p2"]
     )
-    return LidarImagePair(points, image, name="pjlab"), intrinsics, np.array(calib["T_cam_lidar"])
+    pair = LidarImagePair(scan[:, :3], image, name="pjlab", intensity=scan[:, 3])
+    return pair, intrinsics, np.array(calib["T_cam_lidar"])
 
 
 def _nuscenes(realdata: Path) -> tuple[LidarImagePair, CameraIntrinsics, np.ndarray]:
@@ -43,7 +44,8 @@ def _nuscenes(realdata: Path) -> tuple[LidarImagePair, CameraIntrinsics, np.ndar
     image = cv2.imread(str(root / camera["img_file"]))
     intrinsics = CameraIntrinsics(K=np.array(camera["K"]), width=1600, height=900)
     # the truth of this pair includes the ego motion between the lidar and camera stamps
-    return LidarImagePair(raw[:, :3], image, raw[:, 4], name="nuscenes"), intrinsics, np.array(camera["lidar2cam"])
+    pair = LidarImagePair(raw[:, :3], image, raw[:, 4], name="nuscenes", intensity=raw[:, 3])
+    return pair, intrinsics, np.array(camera["lidar2cam"])
 
 
 def _perturbed(T: np.ndarray, rng: np.random.Generator, degrees: float, metres: float) -> np.ndarray:
@@ -74,6 +76,27 @@ def test_corrects_a_one_degree_rotation_error_on_the_pjlab_pair(realdata: Path) 
     )  # the file's 6-digit rotation is orthonormal to ~1e-6 only
     assert result.points_in_view > 1000
     assert result.iterations > 300
+
+
+def test_intensity_term_is_opt_in_and_raises_the_information(realdata: Path) -> None:
+    pair, intrinsics, T_true = _pjlab(realdata)
+    T_start = T_true.copy()
+    T_start[:3, :3] = Rotation.from_euler("xyz", [0.3, -0.3, 0.2], degrees=True).as_matrix() @ T_true[:3, :3]
+    rig = lidar_camera_rig(T_start, intrinsics)
+    config = RefineConfig(rotation_grid_deg=0.5, top_k=1)
+    no_intensity = LidarImagePair(pair.points, pair.image, name="pjlab")
+    edges_only = refine_extrinsic([no_intensity], rig, "lidar", "camera", config)
+    weight_zero = refine_extrinsic(
+        [pair], rig, "lidar", "camera", RefineConfig(rotation_grid_deg=0.5, top_k=1, intensity_weight=0.0)
+    )
+    np.testing.assert_allclose(edges_only.T_refined, weight_zero.T_refined, atol=1e-12)
+    assert edges_only.information_before == edges_only.information_after == 0.0
+    assert weight_zero.information_after == 0.0
+    combined = refine_extrinsic(
+        [pair], rig, "lidar", "camera", RefineConfig(rotation_grid_deg=0.5, top_k=1, intensity_weight=1.0)
+    )
+    assert combined.information_after > combined.information_before > 0.05  # the scan's intensity is used
+    assert rotation_angle_deg(combined.T_refined[:3, :3] @ T_true[:3, :3].T) < 0.3
 
 
 def test_a_camera_that_never_sees_the_lidar_is_an_error_naming_both(realdata: Path) -> None:
@@ -115,6 +138,11 @@ def test_bad_input_names_the_camera_and_the_problem(realdata: Path) -> None:
         refine_extrinsic([pair], rig, "cam_center", "lidar_top")
     with pytest.raises(AlignmentError, match=r"RefineConfig.top_k = 0"):
         RefineConfig(top_k=0)
+    with pytest.raises(AlignmentError, match=r"RefineConfig.intensity_weight = -1.0"):
+        RefineConfig(intensity_weight=-1.0)
+    short = LidarImagePair(pair.points, pair.image, name="scan.pcd=img.png", intensity=np.zeros(5))
+    with pytest.raises(AlignmentError, match=r"intensity of scan.pcd=img.png has 5 values for 78238 points"):
+        refine_extrinsic([short], rig, "lidar_top", "cam_center")
 
 
 def test_with_extrinsic_remounts_only_the_camera() -> None:
