@@ -24,6 +24,7 @@ STAGES: dict[str, str] = {
     "refine": "benchmarks.refine",
     "camera-lift": "benchmarks.camera_lift",
     "sync": "benchmarks.sync",
+    "bev": "benchmarks.bev",
 }
 
 
