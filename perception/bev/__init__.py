@@ -12,6 +12,8 @@ time, row along +y, column along +x:
 The numba kernels compile on first use and are cached on disk (``cache=True``).
 """
 
+from perception.bev.camera_lift import lift_cameras
+from perception.bev.camera_lut import CameraLiftTable, build_camera_lut
 from perception.bev.lidar import LIDAR_CHANNELS, lidar_bev
 from perception.bev.radar import RADAR_CHANNELS, RADAR_COLUMNS, radar_bev
 from perception.bev.ultrasonic import (
@@ -22,24 +24,21 @@ from perception.bev.ultrasonic import (
     ultrasonic_bev,
 )
 
-from perception.bev.camera_lift import lift_cameras
-from perception.bev.camera_lut import CameraLiftTable, build_camera_lut
-
 # The torch lift (perception.bev.camera_lift_torch) is imported on its own: importing this
 # package must not load torch.
 
 __all__ = [
-    "CameraLiftTable",
     "LIDAR_CHANNELS",
     "RADAR_CHANNELS",
     "RADAR_COLUMNS",
     "ULTRASONIC_CHANNELS",
+    "CameraLiftTable",
     "UltrasonicBev",
     "UltrasonicCone",
     "UltrasonicReading",
     "build_camera_lut",
-    "lift_cameras",
     "lidar_bev",
+    "lift_cameras",
     "radar_bev",
     "ultrasonic_bev",
 ]
