@@ -25,6 +25,7 @@ STAGES: dict[str, str] = {
     "camera-lift": "benchmarks.camera_lift",
     "sync": "benchmarks.sync",
     "bev": "benchmarks.bev",
+    "ego-motion": "benchmarks.ego_motion",
 }
 
 
