@@ -39,7 +39,8 @@ def decode_image(data: bytes, source: str = "") -> NDArray[np.uint8]:
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{source or 'image'}: {len(data)} bytes are not a decodable JPEG/PNG image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    rgb: NDArray[np.uint8] = np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+    return rgb
 
 
 class InputEncoder:
@@ -107,7 +108,9 @@ class InputEncoder:
         radar_present = radar is not None
         ultrasonic_present = ultrasonic is not None and bool(np.any(~np.isnan(ultrasonic)))
         out: Arrays = {
-            "lidar": lidar_bev(aug.points(lidar) if aug else lidar, grid) if lidar_present else zeros["lidar"],
+            "lidar": lidar_bev(aug.points(lidar) if aug else lidar, grid)
+            if lidar is not None and lidar_present
+            else zeros["lidar"],
             "radar": radar_bev(aug.points(radar, velocity_columns=(4, 5)) if aug else radar, grid)
             if radar is not None
             else zeros["radar"],

@@ -158,7 +158,7 @@ class ShardReader:
                 augmentation=augmentation,
             )
             boxes = augmentation.boxes(frame.boxes) if augmentation else frame.boxes
-            segmentation = np.stack([frame.drivable, frame.occupancy])
+            segmentation: NDArray[Any] = np.stack([frame.drivable, frame.occupancy])
             if augmentation:
                 segmentation = augmentation.raster(segmentation, self.encoder.config.input_grid)
             yield inputs, {"boxes": boxes, "segmentation": segmentation, "stamp_ns": frame.stamp_ns}
