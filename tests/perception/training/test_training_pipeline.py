@@ -1,0 +1,106 @@
+"""Shards -> the runtime's input path -> batches -> `fusion train`, with dropout and resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calibration import default_rig_path, load_rig
+from perception.model.config import MODALITIES, ModelConfig
+from perception.model.inputs import InputEncoder
+from perception.training.checkpoint import CheckpointError, load_checkpoint
+from perception.training.dataset import DropoutConfig, ShardReader, batches, shard_files
+from simulation.scenario import ScenarioConfig
+from simulation.shards import write_shards
+from simulation.simulator import SimConfig, Simulator
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("shards") / "seed_3"
+    simulator = Simulator(load_rig(default_rig_path()), SimConfig(scenario=ScenarioConfig(seed=3, duration_s=1.2)))
+    write_shards(directory, simulator, frames_per_shard=6)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def encoder() -> InputEncoder:
+    return InputEncoder(load_rig(default_rig_path()), ModelConfig())
+
+
+def test_frames_carry_every_modality_and_accumulate_sweeps(shards: Path, encoder: InputEncoder) -> None:
+    reader = ShardReader(encoder)
+    frames = list(reader.frames(shard_files([shards])[0]))
+    assert len(frames) == 6
+    inputs, truth = frames[-1]
+    assert np.array_equal(inputs["modality_present"], np.ones(4, np.float32))
+    assert inputs["lidar"][0].max() > np.log1p(2)  # dense cells: several sweeps accumulated
+    assert inputs["lidar"][5].max() > 0.15  # a time-lag channel from older sweeps (10 Hz)
+    assert inputs["camera_present"].sum() >= 5
+    assert inputs["images"].shape == (6, 3, *encoder.config.image_size)
+    assert truth["segmentation"].shape == (2, *encoder.config.input_grid.shape)
+    assert len(truth["boxes"]) > 0
+
+
+def test_dropout_removes_groups_and_keeps_one(encoder: InputEncoder) -> None:
+    rng = np.random.default_rng(0)
+    config = DropoutConfig(1.0, 1.0, 1.0, 1.0, 0.0)
+    for _ in range(20):
+        keep, cameras = config.sample(rng, 6)
+        assert sum(keep.values()) == 1
+        assert cameras.all()
+    keep, _ = DropoutConfig(0.0, 0.0, 0.0, 0.0, 0.0).sample(rng, 6, allowed=("lidar",))
+    assert keep == {m: m == "lidar" for m in MODALITIES}
+
+
+def test_dropped_modality_is_zero_with_presence_zero(shards: Path, encoder: InputEncoder) -> None:
+    stream = batches(
+        shard_files([shards]),
+        encoder,
+        batch_size=2,
+        seed=1,
+        dropout=DropoutConfig(0.0, 0.0, 0.0, 0.0, 0.0),
+        allowed=("radar", "camera"),
+        buffer_size=4,
+    )
+    batch = next(stream)
+    assert batch["modality_present"].tolist() == [[0.0, 1.0, 0.0, 1.0]] * 2
+    assert not batch["lidar"].any()
+    assert not batch["ultrasonic"].any()
+    assert batch["heatmap"].shape == (2, 10, 128, 128)
+
+
+def test_fusion_train_checkpoints_and_resumes(shards: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "fusion_node.cli", "train", "--data", str(shards), "--out", str(run)]
+    command += ["--batch", "2", "--workers", "0", "--quiet", "--max-steps"]
+    first = subprocess.run([*command, "2"], capture_output=True, text=True, timeout=240, check=False)
+    assert first.returncode == 0, first.stderr
+    assert len((run / "log.jsonl").read_text().splitlines()) == 2
+    second = subprocess.run([*command, "3"], capture_output=True, text=True, timeout=240, check=False)
+    assert second.returncode == 0, second.stderr
+    assert "resumed from" in second.stdout
+    assert "at step 2" in second.stdout
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    assert load_checkpoint(run / "last.pt")["step"] == 3
+
+
+def test_bad_training_arguments_and_files(shards: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "fusion_node.cli", "train", "--data", str(shards), "--modalities", "lidar,sonar"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown ['sonar']" in result.stderr
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"bogus\.pt: not a readable weights-only checkpoint"):
+        load_checkpoint(bogus)
