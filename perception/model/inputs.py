@@ -12,6 +12,11 @@ as the network's inputs (perception.model.network.INPUT_NAMES), without the batc
 A modality is present when it delivered data: lidar points, at least one radar scan, at least
 one ultrasonic reading, at least one camera image. An absent modality's raster is zeros and
 its presence flag 0, so the network masks it (perception.model.fusers).
+
+Camera timing: images are lifted through the rig's static lookup table, i.e. as if taken at
+the frame stamp. A camera stamped up to half its period away (41.7 ms at 12 Hz) sees the
+scene from up to ~0.4 m away at 10 m/s; ``perception.ego_motion.camera`` gives each camera's
+motion to the frame stamp for a per-frame table or a BEV resampling (not applied yet).
 """
 
 from __future__ import annotations
