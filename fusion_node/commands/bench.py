@@ -26,6 +26,7 @@ STAGES: dict[str, str] = {
     "sync": "benchmarks.sync",
     "bev": "benchmarks.bev",
     "ego-motion": "benchmarks.ego_motion",
+    "network": "benchmarks.network",
 }
 
 
