@@ -1,0 +1,180 @@
+"""Records in, network inputs out: the runtime's perception front end, ROS-free.
+
+:class:`FramePipeline` is what the fusion node, ``fusion eval`` and training-on-bags share:
+
+    SensorRecord -> Synchronizer (frames, partial when a sensor is late/missing)
+                 -> wait until odometry covers the frame (sweep end, every record stamp)
+                 -> ego motion (lidar de-skew + accumulation, radar to the frame stamp)
+                 -> InputEncoder (BEV rasters, images, camera table, presence flags)
+                 -> PreparedFrame
+
+Degradation, never a stall: if odometry does not cover a frame within ``odometry_wait_ns``
+of data time after the sweep ends (odometry late or stopped), the frame is prepared without
+ego-motion compensation and says so in ``notes``; a sensor the synchronizer reports missing
+is absent from the inputs (presence 0) and listed in ``frame.missing``; a record whose payload
+fails to convert (e.g. an undecodable JPEG) is dropped from the frame with a note. The
+reference sensor (the lidar) drives the frames: while it is silent no frame is produced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from calibration import Modality, Rig
+from calibration.poses import PoseTrajectory
+from perception.ego_motion import EgoMotionError, OdometryBuffer, SweepAccumulator
+from perception.ego_motion.radar import RadarCompensator
+from perception.model.config import ModelConfig
+from perception.model.inputs import Arrays, InputEncoder, decode_image
+from perception.samples import EncodedImage, OdometrySample, PointScan, RangeReading, SensorRecord
+from perception.sync import Frame, SyncConfig, Synchronizer
+
+#: How long (data time, ns) a frame waits for odometry after its sweep ends.
+DEFAULT_ODOMETRY_WAIT_NS = 200_000_000
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """One synchronized frame, compensated and encoded.
+
+    Attributes:
+        frame: the synchronizer's frame (records used, missing sensors and why).
+        inputs: network inputs without the batch axis (perception.model.inputs).
+        lidar_points: (N, 5) float32 accumulated sweeps, base_link at the frame stamp ((0, 5)
+            when the lidar is dropped).
+        notes: degradations of this frame, in words (empty when nothing was degraded).
+        timings_ms: stage -> milliseconds ("ego_motion", "encode").
+    """
+
+    frame: Frame[SensorRecord]
+    inputs: Arrays
+    lidar_points: NDArray[np.float32]
+    notes: tuple[str, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def stamp_ns(self) -> int:
+        return self.frame.stamp_ns
+
+
+class FramePipeline:
+    def __init__(
+        self,
+        rig: Rig,
+        config: ModelConfig,
+        *,
+        sync: SyncConfig | None = None,
+        odometry_wait_ns: int = DEFAULT_ODOMETRY_WAIT_NS,
+        encoder: InputEncoder | None = None,
+        drop: frozenset[str] = frozenset(),
+    ) -> None:
+        self.rig = rig
+        self.config = config
+        self.sync: Synchronizer[SensorRecord] = Synchronizer(sync or SyncConfig.from_rig(rig))
+        self.encoder = encoder or InputEncoder(rig, config)
+        lidar = rig.sensor(rig.reference_sensor)
+        self.sweep_ns = lidar.period_ns
+        self.accumulator = SweepAccumulator(
+            config.lidar_sweeps,
+            rig.to_base(lidar.id),
+            max_age_ns=int((config.lidar_sweeps + 0.5) * self.sweep_ns),
+            source=lidar.id,
+        )
+        self.radars = RadarCompensator({s.id: rig.to_base(s.id) for s in rig.of(Modality.RADAR)})
+        odometry = rig.of(Modality.ODOMETRY)
+        self.odometry_id = odometry[0].id if odometry else None
+        self.odometry = OdometryBuffer(max_extrapolation_ns=50_000_000, source=self.odometry_id or "odometry")
+        self.odometry_wait_ns = odometry_wait_ns
+        unknown = sorted(drop - set(rig.ids))
+        if unknown:
+            raise ValueError(f"drop: unknown sensor ids {unknown}; rig {rig.name!r} has {list(rig.ids)}")
+        #: Sensors whose data is synchronized but never used (robustness evaluation: the frames
+        #: stay those of the full rig, the network sees the sensors as missing).
+        self.drop = drop
+        self._waiting: deque[Frame[SensorRecord]] = deque()
+        self._newest_ns = 0
+
+    # -- input ---------------------------------------------------------------------
+    def push(self, record: SensorRecord) -> list[PreparedFrame]:
+        """Feed one record (any sensor, odometry included); frames that became ready."""
+        self._newest_ns = max(self._newest_ns, record.stamp_ns)
+        if record.sensor_id == self.odometry_id:
+            if isinstance(record.payload, OdometrySample):
+                self.odometry.add(record.payload)
+        else:
+            self._waiting.extend(self.sync.push(record))
+        return self._drain(force=False)
+
+    def flush(self) -> list[PreparedFrame]:
+        """End of stream: every pending frame, prepared with whatever odometry there is."""
+        self._waiting.extend(self.sync.flush())
+        return self._drain(force=True)
+
+    # -- frames ----------------------------------------------------------------------
+    def _span(self, frame: Frame[SensorRecord]) -> tuple[int, int]:
+        stamps = [r.stamp_ns for r in frame.records.values()]
+        return min(stamps), max(max(stamps), frame.stamp_ns + self.sweep_ns)
+
+    def _drain(self, *, force: bool) -> list[PreparedFrame]:
+        ready = []
+        while self._waiting:
+            frame = self._waiting[0]
+            start, end = self._span(frame)
+            covered = self.odometry.covered
+            has_odometry = covered is not None and covered[1] >= end
+            waited_out = self._newest_ns - end > self.odometry_wait_ns
+            if not (force or has_odometry or waited_out or self.odometry_id is None):
+                break
+            ready.append(self._prepare(self._waiting.popleft(), start, end))
+        return ready
+
+    def _trajectory(self, start: int, end: int, notes: list[str]) -> PoseTrajectory:
+        try:
+            return self.odometry.trajectory(start, end)
+        except EgoMotionError as exc:
+            notes.append(f"not ego-motion compensated: {exc}")
+            return PoseTrajectory(np.array([start], dtype=np.int64), np.eye(4)[None], max_extrapolation_ns=1 << 62)
+
+    def _prepare(self, frame: Frame[SensorRecord], start: int, end: int) -> PreparedFrame:
+        notes: list[str] = []
+        began = time.perf_counter()
+        trajectory = self._trajectory(start, end, notes)
+        lidar = frame.reference
+        assert isinstance(lidar.payload, PointScan)
+        points: NDArray[np.float32] | None = None
+        if lidar.sensor_id not in self.drop:
+            points = self.accumulator.add(lidar.payload, lidar.stamp_ns, trajectory)
+        scans: list[tuple[str, int, PointScan]] = []
+        ranges = np.full(len(self.encoder.ultrasonic.sensor_ids), np.nan, dtype=np.float32)
+        slot = {sid: i for i, sid in enumerate(self.encoder.ultrasonic.sensor_ids)}
+        images: dict[str, Any] = {}
+        for sensor_id, record in frame.records.items():
+            if sensor_id in self.drop:
+                continue
+            payload = record.payload
+            if isinstance(payload, PointScan) and sensor_id in self.radars.radar_to_base:
+                scans.append((sensor_id, record.stamp_ns, payload))
+            elif isinstance(payload, RangeReading) and sensor_id in slot:
+                ranges[slot[sensor_id]] = payload.range_m
+            elif isinstance(payload, EncodedImage):
+                try:
+                    images[sensor_id] = decode_image(payload.data, sensor_id)
+                except ValueError as exc:
+                    notes.append(f"camera dropped: {exc}")
+        radar = self.radars.to_frame(scans, frame.stamp_ns, trajectory) if scans else None
+        compensated = time.perf_counter()
+        inputs = self.encoder.encode(points, radar, ranges if slot else None, images)
+        encoded = time.perf_counter()
+        return PreparedFrame(
+            frame,
+            inputs,
+            np.zeros((0, 5), np.float32) if points is None else points,
+            tuple(notes),
+            {"ego_motion": (compensated - began) * 1e3, "encode": (encoded - compensated) * 1e3},
+        )

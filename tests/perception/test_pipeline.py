@@ -1,0 +1,91 @@
+"""FramePipeline on the committed sample bag: frames, degradation without odometry, drops,
+undecodable images."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calibration import load_rig
+from fusion_node.bag.replay import read_records
+from perception.model.config import ModelConfig
+from perception.model.inputs import InputEncoder
+from perception.pipeline import FramePipeline
+from perception.samples import EncodedImage
+
+BAG = Path(__file__).resolve().parents[2] / "bags" / "sample_city_4s"
+
+
+@pytest.fixture(scope="module")
+def rig():
+    return load_rig(BAG / "rig.yaml")
+
+
+@pytest.fixture(scope="module")
+def records(rig):
+    return list(read_records(BAG, rig))
+
+
+@pytest.fixture(scope="module")
+def encoder(rig):
+    return InputEncoder(rig, ModelConfig())
+
+
+def _run(pipeline, records):
+    frames = []
+    for record in records:
+        frames += pipeline.push(record)
+    return frames + pipeline.flush()
+
+
+def test_every_sweep_becomes_a_prepared_frame(rig, records, encoder) -> None:
+    frames = _run(FramePipeline(rig, encoder.config, encoder=encoder), records)
+    assert len(frames) == 40
+    assert [f.stamp_ns for f in frames] == sorted(f.stamp_ns for f in frames)
+    complete = [f for f in frames if f.frame.complete]
+    assert len(complete) >= 35
+    for f in complete:
+        assert f.inputs["modality_present"].tolist() == [1.0, 1.0, 1.0, 1.0]
+        assert f.inputs["camera_present"].sum() == 6
+        assert f.notes == ()
+    later = frames[-1]
+    assert later.lidar_points.shape[1] == 5
+    assert later.lidar_points[:, 4].max() > 0.15  # older sweeps accumulated with their lag
+
+
+def test_without_odometry_frames_still_come_and_say_so(rig, records, encoder) -> None:
+    no_odometry = [r for r in records if r.sensor_id != "odometry"]
+    frames = _run(FramePipeline(rig, encoder.config, encoder=encoder), no_odometry)
+    assert len(frames) == 40
+    assert all(any("not ego-motion compensated" in n for n in f.notes) for f in frames)
+
+
+def test_dropped_sensors_are_absent_but_frames_are_the_same(rig, records, encoder) -> None:
+    pipeline = FramePipeline(rig, encoder.config, encoder=encoder, drop=frozenset({"lidar_top", "cam_front"}))
+    frames = _run(pipeline, records)
+    assert len(frames) == 40
+    f = frames[-1]
+    assert f.inputs["modality_present"][0] == 0.0
+    assert not f.inputs["lidar"].any()
+    assert f.inputs["camera_present"][encoder.config.camera_ids.index("cam_front")] == 0.0
+    with pytest.raises(ValueError, match=r"drop: unknown sensor ids \['sonar'\]"):
+        FramePipeline(rig, encoder.config, encoder=encoder, drop=frozenset({"sonar"}))
+
+
+def test_an_undecodable_image_drops_that_camera_only(rig, records, encoder) -> None:
+    broken = []
+    for record in records:
+        if record.sensor_id == "cam_back" and isinstance(record.payload, EncodedImage):
+            bad = EncodedImage(b"\xff\xd8\xff" + b"\x00" * 64, "jpeg", record.payload.intrinsics)
+            record = dataclasses.replace(record, payload=bad)
+        broken.append(record)
+    frames = _run(FramePipeline(rig, encoder.config, encoder=encoder), broken)
+    assert len(frames) == 40
+    f = frames[-1]
+    assert any("cam_back" in n for n in f.notes)
+    k = encoder.config.camera_ids.index("cam_back")
+    assert f.inputs["camera_present"][k] == 0.0
+    assert np.count_nonzero(f.inputs["camera_present"]) == 5
