@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "calib": Subcommand("fusion_node.commands.calib", "calibration: import, overlay, refine, time offset"),
     "train": Subcommand("fusion_node.commands.train", "train the fusion network on simulated shards (resumable)"),
     "eval": Subcommand("fusion_node.commands.eval", "nuScenes-style metrics of a model on bags with ground truth"),
+    "export": Subcommand("fusion_node.commands.export", "checkpoint -> model bundle (ONNX, weights, manifest)"),
     "demo": Subcommand("fusion_node.commands.demo", "run the end-to-end demo over DDS"),
 }
 

@@ -74,7 +74,7 @@ def test_fusion_help_lists_subcommands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "fusion_node.cli", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("rig", "bench", "demo", "sim", "convert", "calib", "train"):
+    for command in ("rig", "bench", "demo", "sim", "convert", "calib", "train", "eval", "export"):
         assert command in result.stdout
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bags", nargs="+", help="bag directories with rig.yaml and ground_truth.npz")
-    parser.add_argument("--weights", required=True, help="checkpoint or shipped weights (.pt, weights only)")
-    parser.add_argument("--backend", default="torch", choices=["torch"], help="inference backend (default torch)")
+    parser.add_argument("--weights", required=True, help="checkpoint (.pt, weights only) or model bundle directory")
+    parser.add_argument(
+        "--backend", default="torch", help="inference backend: torch | onnxruntime | tensorrt (default torch)"
+    )
     parser.add_argument("--drop", default="", help="comma-separated groups or sensor ids to treat as missing")
     parser.add_argument("--json", default=None, help="write the metrics as JSON to this file")
     parser.add_argument("--markdown", default=None, help="write the Markdown table to this file")
@@ -31,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
 
     from calibration import CalibrationError
     from fusion_node.evaluate import EvalInputError, evaluate_bags
+    from perception.backends import Predictor, load_backend
     from perception.errors import PerceptionError
-    from perception.model.predictor import TorchPredictor
 
     try:
-        predictor = TorchPredictor.from_checkpoint(args.weights, threads=args.threads)
+        predictor = Predictor(load_backend(args.backend, args.weights, threads=args.threads))
         with tqdm(disable=args.quiet, unit="frame", desc="eval") as bar:
             result = evaluate_bags(args.bags, predictor, drop=args.drop, progress=bar)
     except (EvalInputError, PerceptionError, CalibrationError, FileNotFoundError) as exc:

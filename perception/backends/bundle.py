@@ -1,0 +1,217 @@
+"""Versioned model bundles: the ONNX graph, the weights and a manifest that ties them together.
+
+A bundle is a directory written by ``fusion export`` (:func:`export_bundle`)::
+
+    model.onnx      opset >= 17, static shapes, batch 1; inputs / outputs as in the manifest
+    weights.pt      the same network's weights (weights-only torch file) for the torch backend
+    manifest.json   bundle_version, created, model_config, inputs / outputs (name, shape,
+                    dtype), grid and output_grid, classes, camera_ids, camera_lookup, training
+                    (checkpoint step, data hash), files (sha256 of model.onnx and weights.pt)
+
+The camera lookup tables are **runtime inputs** (``lut_index``, ``lut_camera``), not weights
+or constants: a calibration update changes the tables the node builds from the rig, never the
+bundle or a compiled engine. The manifest records the table shape the graph expects and the
+geometry hash of the rig used at export (for information; the node rebuilds the tables from
+its own rig and checks only the shape).
+
+:func:`load_bundle` refuses a bundle whose manifest is missing or malformed, whose version is
+unknown, or whose files do not match their checksums, naming the file and the field. Nothing is
+unpickled: the manifest is JSON and weights load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from perception.classes import CLASSES
+from perception.errors import PerceptionError
+from perception.model.config import ModelConfig
+from perception.training.checkpoint import file_sha256
+
+#: Layout version of a bundle directory; readers refuse other versions.
+BUNDLE_VERSION: Final = 1
+MANIFEST: Final = "manifest.json"
+ONNX_FILE: Final = "model.onnx"
+WEIGHTS_FILE: Final = "weights.pt"
+#: ONNX opset of the exported graph (TensorRT 10 parses 9..20; 17 has every operator used).
+OPSET: Final = 17
+
+
+class BundleError(PerceptionError):
+    """A bundle is missing, malformed or does not match its checksums; the message names the
+    file and the field."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+    config: ModelConfig
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.path / ONNX_FILE
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / WEIGHTS_FILE
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of model.onnx: the identity of the graph (engine cache keys use it)."""
+        return str(self.manifest["files"][ONNX_FILE])
+
+    def input_specs(self) -> list[dict[str, Any]]:
+        """[{name, shape, dtype}] of the graph inputs, in order."""
+        return list(self.manifest["inputs"])
+
+
+def _require(manifest: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in manifest:
+        raise BundleError(f"{where}: field {key!r} is missing")
+    value = manifest[key]
+    if not isinstance(value, kind):
+        raise BundleError(f"{where}: field {key!r} must be {kind.__name__}, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
+    """Read and check a bundle directory (checksums verified unless ``verify`` is False)."""
+    path = Path(path)
+    where = str(path / MANIFEST)
+    if not (path / MANIFEST).is_file():
+        raise BundleError(f"{path}: not a model bundle (no {MANIFEST}); write one with `fusion export`")
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{where}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{where}: expected a JSON object, got {type(manifest).__name__}")
+    version = _require(manifest, "bundle_version", int, where)
+    if version != BUNDLE_VERSION:
+        raise BundleError(f"{where}: field 'bundle_version' is {version}, this runtime reads {BUNDLE_VERSION}")
+    config = ModelConfig.from_json(json.dumps(_require(manifest, "model_config", dict, where)), source=where)
+    for key in ("inputs", "outputs"):
+        specs = _require(manifest, key, list, where)
+        for spec in specs:
+            if not isinstance(spec, dict) or {"name", "shape", "dtype"} - set(spec):
+                raise BundleError(f"{where}: every entry of {key!r} needs name, shape and dtype, got {spec!r}")
+    classes = _require(manifest, "classes", list, where)
+    if tuple(classes) != CLASSES:
+        raise BundleError(f"{where}: field 'classes' {classes} differs from this runtime's {list(CLASSES)}")
+    files = _require(manifest, "files", dict, where)
+    for name in (ONNX_FILE, WEIGHTS_FILE):
+        if name not in files:
+            raise BundleError(f"{where}: field 'files' has no checksum for {name}")
+        if not (path / name).is_file():
+            raise BundleError(f"{path / name}: missing from the bundle")
+        if verify:
+            actual = file_sha256(path / name)
+            if actual != files[name]:
+                raise BundleError(
+                    f"{path / name}: sha256 {actual} does not match the manifest's {files[name]} "
+                    "(the file was changed after export; re-export the bundle)"
+                )
+    return Bundle(path, manifest, config)
+
+
+def input_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], str]]:
+    """name -> (shape with batch 1, dtype) of every graph input."""
+    ny, nx = config.input_grid.shape
+    oy, ox = config.output_grid.shape
+    cameras = len(config.camera_ids)
+    lut = config.lut_samples * oy * ox
+    return {
+        "lidar": ((1, 6, ny, nx), "float32"),
+        "radar": ((1, 5, ny, nx), "float32"),
+        "ultrasonic": ((1, 2, ny, nx), "float32"),
+        "images": ((1, cameras, 3, *config.image_size), "float32"),
+        "camera_present": ((1, cameras), "float32"),
+        "modality_present": ((1, 4), "float32"),
+        "lut_index": ((1, lut), "int64"),
+        "lut_camera": ((1, lut), "int64"),
+    }
+
+
+def output_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], str]]:
+    oy, ox = config.output_grid.shape
+    ny, nx = config.input_grid.shape
+    return {
+        "heatmap": ((1, config.num_classes, oy, ox), "float32"),
+        "regression": ((1, 10, oy, ox), "float32"),
+        "segmentation": ((1, 2, ny, nx), "float32"),
+    }
+
+
+def export_bundle(checkpoint: str | Path, out: str | Path, *, geometry_hash: str = "", data_hash: str = "") -> Bundle:
+    """Write a bundle from a checkpoint: ONNX (opset :data:`OPSET`, static shapes), weights,
+    manifest. ``out`` must not exist (a bundle is never overwritten in place)."""
+    import numpy as np
+    import torch
+
+    from perception.model.network import INPUT_NAMES, OUTPUT_NAMES
+    from perception.training.checkpoint import load_checkpoint, save_checkpoint
+    from perception.training.trainer import load_trained
+
+    out = Path(out)
+    if out.exists():
+        raise BundleError(f"{out}: already exists; choose a new bundle directory")
+    model, _ = load_trained(checkpoint)
+    config = model.config
+    shapes = input_shapes(config)
+    rng = np.random.default_rng(0)
+    example = []
+    for name in INPUT_NAMES:
+        shape, dtype = shapes[name]
+        value: Any
+        if dtype == "int64":  # any valid table: the sentinel slot everywhere
+            sentinel = len(config.camera_ids) * config.feature_size[0] * config.feature_size[1]
+            value = np.full(shape, sentinel if name == "lut_index" else len(config.camera_ids), dtype=np.int64)
+        else:
+            value = rng.random(shape, dtype=np.float32)
+        example.append(torch.from_numpy(value))
+    temporary = out.with_name(out.name + ".partial")
+    temporary.mkdir(parents=True, exist_ok=False)
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            tuple(example),
+            str(temporary / ONNX_FILE),
+            opset_version=OPSET,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamo=False,
+            do_constant_folding=True,
+        )
+    source = load_checkpoint(checkpoint)
+    save_checkpoint(
+        temporary / WEIGHTS_FILE,
+        {"model": model.state_dict(), "config": config.to_json(), "step": int(source.get("step", 0))},
+    )
+    manifest = {
+        "bundle_version": BUNDLE_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "opset": OPSET,
+        "model_config": json.loads(config.to_json()),
+        "inputs": [{"name": n, "shape": list(shapes[n][0]), "dtype": shapes[n][1]} for n in INPUT_NAMES],
+        "outputs": [{"name": n, "shape": list(s), "dtype": d} for n, (s, d) in output_shapes(config).items()],
+        "grid": json.loads(config.input_grid.to_json()),
+        "output_grid": json.loads(config.output_grid.to_json()),
+        "classes": list(CLASSES),
+        "camera_ids": list(config.camera_ids),
+        "camera_lookup": {
+            "as_inputs": True,
+            "samples_per_cell": config.lut_samples,
+            "heights_m": list(config.camera_heights_m),
+            "geometry_hash_at_export": geometry_hash,
+        },
+        "training": {"checkpoint": str(checkpoint), "step": int(source.get("step", 0)), "data_hash": data_hash},
+        "files": {name: file_sha256(temporary / name) for name in (ONNX_FILE, WEIGHTS_FILE)},
+    }
+    (temporary / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    temporary.rename(out)
+    return load_bundle(out)
