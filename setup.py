@@ -19,7 +19,15 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(
-        include=["fusion_node*", "perception*", "calibration*", "benchmarks*", "simulation*", "dataset_converters*"]
+        include=[
+            "fusion_node*",
+            "perception*",
+            "calibration*",
+            "benchmarks*",
+            "simulation*",
+            "dataset_converters*",
+            "visualization*",
+        ]
     ),
     package_data={"": ["py.typed"]},
     data_files=[

@@ -48,6 +48,9 @@ class PreparedFrame:
         inputs: network inputs without the batch axis (perception.model.inputs).
         lidar_points: (N, 5) float32 accumulated sweeps, base_link at the frame stamp ((0, 5)
             when the lidar is dropped).
+        radar_points: (R, 7) float32 radar detections at the frame stamp (perception.ego_motion).
+        ultrasonic_ranges: (U,) float32 ranges in ``FramePipeline.encoder.ultrasonic.sensor_ids``
+            order, metres (inf: nothing detected, nan: missing).
         notes: degradations of this frame, in words (empty when nothing was degraded).
         timings_ms: stage -> milliseconds ("ego_motion", "encode").
     """
@@ -55,6 +58,8 @@ class PreparedFrame:
     frame: Frame[SensorRecord]
     inputs: Arrays
     lidar_points: NDArray[np.float32]
+    radar_points: NDArray[np.float32]
+    ultrasonic_ranges: NDArray[np.float32]
     notes: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
 
@@ -175,6 +180,8 @@ class FramePipeline:
             frame,
             inputs,
             np.zeros((0, 5), np.float32) if points is None else points,
+            np.zeros((0, 7), np.float32) if radar is None else radar,
+            ranges,
             tuple(notes),
             {"ego_motion": (compensated - began) * 1e3, "encode": (encoded - compensated) * 1e3},
         )

@@ -11,7 +11,7 @@ import pytest
 
 from calibration import load_rig
 
-CORE_PACKAGES = ("calibration", "perception", "simulation", "dataset_converters")
+CORE_PACKAGES = ("calibration", "perception", "simulation", "dataset_converters", "visualization")
 
 
 def test_core_imports_with_ros_blocked(repo: Path) -> None:
@@ -74,7 +74,7 @@ def test_fusion_help_lists_subcommands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "fusion_node.cli", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("rig", "bench", "demo", "sim", "convert", "calib", "train", "eval", "export"):
+    for command in ("rig", "bench", "demo", "sim", "convert", "calib", "train", "eval", "export", "render"):
         assert command in result.stdout
 
 
