@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "eval": Subcommand("fusion_node.commands.eval", "nuScenes-style metrics of a model on bags with ground truth"),
     "export": Subcommand("fusion_node.commands.export", "checkpoint -> model bundle (ONNX, weights, manifest)"),
     "render": Subcommand("fusion_node.commands.render", "a bag (+ model) -> BEV + camera PNG frames and an MP4"),
+    "launch": Subcommand("fusion_node.commands.launch", "start the node graph as supervised processes"),
     "demo": Subcommand("fusion_node.commands.demo", "run the end-to-end demo over DDS"),
 }
 
