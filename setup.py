@@ -36,6 +36,8 @@ setup(
         (f"{SHARE}/launch", glob("launch/*.launch.py") + glob("launch/*.rviz")),
         (f"{SHARE}/config", glob("config/*.yaml")),
         (f"{SHARE}/config/rigs", glob("config/rigs/*.yaml")),
+        (f"{SHARE}/config/tables", glob("config/tables/*.yaml")),
+        (f"{SHARE}/config/launch", glob("config/launch/*.yaml")),
     ],
     install_requires=["numpy", "pyyaml"],
     zip_safe=True,

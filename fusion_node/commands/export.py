@@ -15,8 +15,18 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="checkpoint or shipped weights (.pt)")
-    parser.add_argument("--out", required=True, help="new bundle directory")
+    parser.add_argument("checkpoint", help="checkpoint or shipped weights (.pt); with --build-only: a bundle directory")
+    parser.add_argument("--out", default=None, help="new bundle directory (required unless --build-only)")
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build (or reuse) the TensorRT engine of an existing bundle and exit (see docs/TENSORRT.md)",
+    )
+    parser.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"], help="engine precision")
+    parser.add_argument("--workspace-mb", type=int, default=2048, help="TensorRT workspace limit, MiB")
+    parser.add_argument("--cache-dir", default="~/.cache/fusion_runtime/engines", help="engine cache folder")
+    parser.add_argument("--calibration", default=None, help="INT8 calibration set (folder or manifest)")
+    parser.add_argument("--calibrator", default="entropy", choices=["entropy", "minmax"], help="INT8 calibrator")
     parser.add_argument("--rig", default=None, help="rig YAML whose camera geometry hash is recorded (default rig)")
     parser.add_argument("--data-hash", default="", help="hash of the training data, recorded in the manifest")
 
@@ -28,6 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from perception.model.inputs import InputEncoder
     from perception.training.trainer import load_trained
 
+    if args.build_only:
+        return _build_only(args)
+    if args.out is None:
+        print("error: --out is required to export a bundle", file=sys.stderr)
+        return 2
     try:
         model, _ = load_trained(args.checkpoint)
         rig = load_rig(Path(args.rig) if args.rig else default_rig_path())
@@ -39,4 +54,26 @@ def run(args: argparse.Namespace) -> int:
     manifest = bundle.manifest
     print(f"bundle written to {bundle.path}")
     print(json.dumps({"files": manifest["files"], "opset": manifest["opset"], "inputs": manifest["inputs"]}, indent=2))
+    return 0
+
+
+def _build_only(args: argparse.Namespace) -> int:
+    from perception.backends.base import BackendError
+    from perception.backends.bundle import BundleError, load_bundle
+    from perception.backends.tensorrt_backend import build_engine
+
+    try:
+        bundle = load_bundle(args.checkpoint)
+        result = build_engine(
+            bundle,
+            args.precision,
+            workspace_mb=args.workspace_mb,
+            cache_dir=args.cache_dir,
+            calibration=args.calibration,
+            calibrator=args.calibrator,
+        )
+    except (BackendError, BundleError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{'built' if result.built else 'reused'} {result.path}: {result.reason}")
     return 0

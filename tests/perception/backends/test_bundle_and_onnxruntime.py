@@ -104,3 +104,20 @@ def test_export_never_overwrites_and_backends_are_named(bundle: Path, checkpoint
         export_bundle(checkpoint, bundle)
     with pytest.raises(BackendError, match=r"unknown backend 'tflite'; known: \['onnxruntime', 'tensorrt', 'torch'\]"):
         load_backend("tflite", bundle)
+
+
+def test_build_only_without_tensorrt_says_what_is_missing(bundle: Path) -> None:
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here: the engine build is tested in test_tensorrt_backend.py")
+    result = subprocess.run(
+        [sys.executable, "-m", "fusion_node.cli", "export", str(bundle), "--build-only"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "TensorRT is not installed: see docs/TENSORRT.md" in result.stderr
