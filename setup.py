@@ -45,6 +45,7 @@ setup(
         "console_scripts": [
             "fusion = fusion_node.cli:main",
             "sensor_monitor = fusion_node.sensor_monitor_node:main",
+            "fusion_node = fusion_node.fusion_node:main",
         ],
     },
 )

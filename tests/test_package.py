@@ -66,6 +66,7 @@ def test_setup_installs_data_files_and_scripts(repo: Path) -> None:
         "config/rigs/*.yaml",
         "fusion = fusion_node.cli:main",
         "sensor_monitor = fusion_node.sensor_monitor_node:main",
+        "fusion_node = fusion_node.fusion_node:main",
     ):
         assert needle in text
 

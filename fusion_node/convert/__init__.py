@@ -11,6 +11,7 @@ from fusion_node.convert.camera_info import (
     camera_info_to_intrinsics,
     intrinsics_to_camera_info,
 )
+from fusion_node.convert.grids import occupancy_grid_to_raster, raster_to_occupancy_grid
 from fusion_node.convert.image import (
     IMAGE_ENCODINGS,
     array_to_compressed,
@@ -58,12 +59,14 @@ __all__ = [
     "image_to_array",
     "intrinsics_to_camera_info",
     "ns_to_time",
+    "occupancy_grid_to_raster",
     "odometry_to_sample",
     "pointcloud2_to_array",
     "pointcloud2_to_radar",
     "pointcloud2_to_structured",
     "radar_to_pointcloud2",
     "range_to_reading",
+    "raster_to_occupancy_grid",
     "reading_to_range",
     "sample_to_odometry",
     "structured_to_pointcloud2",

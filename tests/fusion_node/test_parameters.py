@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fusion_node import fusion_node as fusion
 from fusion_node.parameters import ParameterError, ParameterSpec, validate_values
 from fusion_node.sensor_monitor_node import NODE_NAME, PARAMETERS
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
-NODE_SPECS = {NODE_NAME: PARAMETERS}
+NODE_SPECS = {NODE_NAME: PARAMETERS, fusion.NODE_NAME: fusion.PARAMETERS}
 
 
 def test_defaults_are_valid_and_filled_in() -> None:
