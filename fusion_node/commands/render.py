@@ -3,8 +3,9 @@
 Replays the bag through the runtime's front end, runs the model, and draws each frame: the BEV
 scene (lidar by height, radar with velocity, ultrasonic cones, drivable area and occupancy,
 ground-truth boxes in white, detections in class colours with velocity arrows and scores) beside
-the six cameras with the same boxes projected. Without ``--weights`` it draws the sensors and
-the ground truth only.
+the six cameras with the same boxes projected. Detections and the predicted drivable area /
+occupancy come from ``--outputs`` (a bag recorded from the fusion node) or from running
+``--weights``; with neither it draws the sensors and the ground truth only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", help="bag directory (rig.yaml beside it; ground_truth.npz optional)")
     parser.add_argument("--out", required=True, help="output folder for frame_NNNN.png and render.mp4")
     parser.add_argument("--weights", default=None, help="checkpoint or bundle to draw detections from")
+    parser.add_argument(
+        "--outputs", default=None, help="a recorded bag of the fusion node's outputs to draw (instead of --weights)"
+    )
     parser.add_argument("--backend", default="torch", help="torch | onnxruntime | tensorrt (default torch)")
     parser.add_argument("--png-every", type=int, default=10, help="write every N-th frame as PNG (default 10)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
@@ -27,9 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import cv2
+    import numpy as np
     from tqdm import tqdm
 
     from calibration import CalibrationError, load_rig
+    from fusion_node.bag.outputs import read_outputs
     from fusion_node.bag.records import RIG_FILE
     from fusion_node.bag.replay import read_records
     from perception.backends import Predictor, load_backend
@@ -44,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         rig = load_rig(bag / RIG_FILE)
         predictor = Predictor(load_backend(args.backend, args.weights)) if args.weights else None
         truth = load_ground_truth(bag / GROUND_TRUTH_FILE) if (bag / GROUND_TRUTH_FILE).is_file() else None
+        outputs = read_outputs(args.outputs) if args.outputs else None
     except (CalibrationError, PerceptionError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -63,7 +70,18 @@ def run(args: argparse.Namespace) -> int:
 
     for prepared in frames():
         i = index.get(prepared.stamp_ns)
-        detections = predictor(prepared.inputs).boxes if predictor else None
+        detections, grids = None, None
+        if outputs is not None:
+            recorded = outputs.get(prepared.stamp_ns)
+            detections = recorded.detections if recorded else None
+            grids = recorded.segmentation() if recorded else None
+        elif predictor is not None:
+            prediction = predictor(prepared.inputs)
+            detections, grids = prediction.boxes, prediction.segmentation
+        has_truth_grids = truth is not None and truth.drivable is not None and truth.occupancy is not None
+        if grids is None and has_truth_grids and i is not None:
+            grids = np.stack([truth.drivable[i], truth.occupancy[i]])
+        drivable, occupancy = (grids[0], grids[1]) if grids is not None else (None, None)
         image = render_frame(
             prepared,
             rig,
@@ -71,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
             ultrasonic_ids=pipeline.encoder.ultrasonic.sensor_ids,
             detections=detections,
             truth=truth.frames[i].boxes if truth and i is not None else None,
-            drivable=truth.drivable[i] if truth and i is not None and truth.drivable is not None else None,
-            occupancy=truth.occupancy[i] if truth and i is not None and truth.occupancy is not None else None,
+            drivable=drivable,
+            occupancy=occupancy,
             caption=[f"{bag.name}  frame {count}  t={prepared.stamp_ns / 1e9:.2f} s"],
         )
         if writer is None:
