@@ -30,6 +30,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "export": Subcommand("fusion_node.commands.export", "checkpoint -> model bundle (ONNX, weights, manifest)"),
     "render": Subcommand("fusion_node.commands.render", "a bag (+ model) -> BEV + camera PNG frames and an MP4"),
     "launch": Subcommand("fusion_node.commands.launch", "start the node graph as supervised processes"),
+    "replay": Subcommand("fusion_node.commands.replay", "play a bag on live topics (rate, loop, remap, /clock)"),
+    "record": Subcommand("fusion_node.commands.record", "record live topics into an MCAP bag"),
     "demo": Subcommand("fusion_node.commands.demo", "run the end-to-end demo over DDS"),
 }
 

@@ -75,7 +75,21 @@ def test_fusion_help_lists_subcommands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "fusion_node.cli", "--help"], capture_output=True, text=True, check=True
     )
-    for command in ("rig", "bench", "demo", "sim", "convert", "calib", "train", "eval", "export", "render"):
+    for command in (
+        "rig",
+        "bench",
+        "demo",
+        "sim",
+        "convert",
+        "calib",
+        "train",
+        "eval",
+        "export",
+        "render",
+        "replay",
+        "record",
+        "launch",
+    ):
         assert command in result.stdout
 
 
