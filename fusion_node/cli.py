@@ -32,7 +32,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "launch": Subcommand("fusion_node.commands.launch", "start the node graph as supervised processes"),
     "replay": Subcommand("fusion_node.commands.replay", "play a bag on live topics (rate, loop, remap, /clock)"),
     "record": Subcommand("fusion_node.commands.record", "record live topics into an MCAP bag"),
-    "demo": Subcommand("fusion_node.commands.demo", "run the end-to-end demo over DDS"),
+    "demo": Subcommand("fusion_node.commands.demo", "the sample bag through the real nodes over DDS: video + summary"),
+    "fault-demo": Subcommand("fusion_node.commands.fault_demo", "break sensors on live topics, watch /diagnostics"),
 }
 
 

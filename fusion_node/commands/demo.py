@@ -1,201 +1,215 @@
-"""``fusion demo``: the most complete end-to-end path that exists, over real DDS.
+"""``fusion demo`` (what ``make demo`` runs): the sample bag through the real nodes over DDS.
 
-Today: loads and validates the rig, starts the ``sensor_monitor`` node as a separate process
-(large-message DDS transport), publishes every sensor of the rig at its nominal rate with
-messages built by the conversion module, then breaks things on purpose (a radar stops, the
-lidar sends malformed clouds) and checks that /diagnostics reports exactly that. Writes
-``out/demo/summary.json`` and prints a per-sensor table.
+1. starts the fusion node (ONNX Runtime backend, the shipped model bundle) and the recorder as
+   separate processes with the large-message DDS transport;
+2. once the node subscribes to every sensor and the recorder to every output, replays
+   ``bags/sample_city_4s`` at real-time rate (reliable QoS: nothing is lost on the way) with
+   /clock, which the node follows (``use_sim_time``): its end-to-end latency is the bag time at
+   publication minus the sensor stamp, i.e. what it would be live;
+3. records the node's outputs and /diagnostics, stops everything cleanly;
+4. scores the recorded detections and grids against the bag's ground truth (the metrics of
+   ``fusion eval``), renders ``demo.mp4`` and a few PNGs from the recorded outputs, and writes
+   ``summary.json`` (frames in / published / partial, end-to-end and per-stage latency from the
+   node's own /diagnostics, metrics) and prints a short summary.
 """
 
 from __future__ import annotations
 
 import argparse
-import faulthandler
-import heapq
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from calibration import Modality, default_rig_path, load_rig
 from fusion_node.processes import forward_logs, start_child, stop_child
 
-DISCOVERY_TIMEOUT_S = 60.0
-#: Seconds beyond discovery + publishing after which the demo is declared hung.
-WATCHDOG_MARGIN_S = 60.0
-LEVELS = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_BAG = REPO / "bags" / "sample_city_4s"
+DEFAULT_MODEL = REPO / "models" / "fusion_sim"
+READY_TIMEOUT_S = 90.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rig", default=None, help="rig YAML (default: the shipped default rig)")
-    parser.add_argument("--duration", type=float, default=6.0, help="seconds of publishing (>= 3)")
-    parser.add_argument("--out", default="out/demo", help="output folder for summary.json")
+    parser.add_argument("--bag", default=str(DEFAULT_BAG), help="input bag with rig.yaml and ground truth")
     parser.add_argument(
-        "--stop-sensor", default="radar_front_left", help="sensor that stops half-way through ('' for none)"
+        "--weights", default=str(DEFAULT_MODEL), help="model bundle (or checkpoint with --backend torch)"
     )
-    parser.add_argument("--malformed", type=int, default=3, help="malformed lidar clouds sent near the end")
+    parser.add_argument("--backend", default="onnxruntime", help="torch | onnxruntime | tensorrt (default onnxruntime)")
+    parser.add_argument("--out", default="out/demo", help="output folder (replaced)")
+    parser.add_argument("--rate", type=float, default=1.0, help="replay rate (default 1: real time)")
 
 
-def _malformed_cloud(msg: Any) -> Any:
-    msg.data = msg.data[: len(msg.data) // 2]  # truncated: data length != height * row_step
-    return msg
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fusion_node.cli", *args]
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.duration < 3.0:
-        print(f"error: --duration must be at least 3 s, got {args.duration}", file=sys.stderr)
-        return 2
-    rig_path = Path(args.rig) if args.rig else default_rig_path()
-    rig = load_rig(rig_path)
-    if args.stop_sensor and args.stop_sensor not in rig.ids:
-        print(f"error: --stop-sensor '{args.stop_sensor}' is not in the rig; ids: {list(rig.ids)}", file=sys.stderr)
-        return 2
-    print(f"rig '{rig.name}': {len(rig.sensors)} sensors from {rig_path}")
-
-    # Large-message transport for this process (the player) and the monitor it starts.
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
-    env = dict(os.environ)
-    monitor = start_child(
-        [
-            sys.executable,
-            "-m",
-            "fusion_node.sensor_monitor_node",
-            "--ros-args",
-            "-p",
-            f"rig_path:={rig_path}",
-            "-p",
-            "diagnostics_period_s:=0.5",
-            "-p",
-            "qos:=reliable",  # the demo checks exact counts: replay-style reliable delivery
-        ],
-        env=env,
-    )
-    forward_logs(monitor, "sensor_monitor")
-    # A hang anywhere (DDS discovery, a blocking publish, shutdown) ends the demo with every
-    # thread's traceback instead of silently; the monitor dies with us (PR_SET_PDEATHSIG).
-    faulthandler.dump_traceback_later(DISCOVERY_TIMEOUT_S + args.duration + WATCHDOG_MARGIN_S, exit=True)
-    try:
-        summary = _play(rig, args, monitor)
-    finally:
-        stop_child(monitor)
-        faulthandler.cancel_dump_traceback_later()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    _print_table(summary)
-    print(f"summary written to {out / 'summary.json'}")
-    if summary["unexpected"]:
-        print(f"UNEXPECTED: {summary['unexpected']}", file=sys.stderr)
-        return 1
-    print("demo ok: every sensor arrived over DDS, the stopped and the malformed sensor were reported")
-    return 0
-
-
-def _play(rig: Any, args: argparse.Namespace, monitor: subprocess.Popen[str]) -> dict[str, Any]:
+def _wait_for_graph(inputs: list[str], outputs: list[str], children: list[subprocess.Popen[str]]) -> None:
+    """Until every input topic has a subscriber (the node) and every output one (the recorder)."""
     import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-
-    from fusion_node.sensor_inputs import message_type
-    from fusion_node.test_pattern import TestPattern
 
     rclpy.init()
-    node = rclpy.create_node("fusion_demo_player")
+    node = rclpy.create_node("fusion_demo_probe")
     try:
-        publishers = {s.id: node.create_publisher(message_type(s), s.topic, 10) for s in rig.sensors}
-        latest: dict[str, Any] = {}
-        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: latest.update(msg=m), 10)
-        deadline = time.monotonic() + DISCOVERY_TIMEOUT_S
-        while unmatched := [sid for sid, p in publishers.items() if p.get_subscription_count() == 0]:
-            if monitor.poll() is not None:
-                raise RuntimeError(f"sensor_monitor exited with code {monitor.returncode} during discovery")
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            waiting = [t for t in inputs + outputs if node.count_subscribers(t) == 0]
+            if not waiting:
+                return
+            dead = [c.args[2] if len(c.args) > 2 else c.args for c in children if c.poll() is not None]
+            if dead:
+                raise RuntimeError(f"a demo process exited during start-up: {dead}")
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"sensor_monitor did not subscribe within {DISCOVERY_TIMEOUT_S:.0f} s to: {unmatched}"
-                )
-            rclpy.spin_once(node, timeout_sec=0.1)
-        print(f"discovery done: {len(publishers)} topics matched; publishing for {args.duration:.1f} s")
-
-        pattern = TestPattern(seed=0)
-        start = time.monotonic()
-        start_stamp = time.time_ns()
-        queue = [(0.0, i, s) for i, s in enumerate(rig.sensors)]
-        heapq.heapify(queue)
-        malformed_at = args.duration - 1.0
-        sent: dict[str, int] = dict.fromkeys(rig.ids, 0)
-        malformed_sent = 0
-        lidar = rig.of(Modality.LIDAR)[0] if rig.of(Modality.LIDAR) else None
-        while queue:
-            due, index, sensor = heapq.heappop(queue)
-            if due >= args.duration:
-                continue
-            while (wait := start + due - time.monotonic()) > 0:
-                rclpy.spin_once(node, timeout_sec=min(wait, 0.02))
-            if sensor.id == args.stop_sensor and due >= args.duration / 2:
-                continue  # the sensor "fails" half-way: no more messages, no reschedule
-            msg = pattern.message(sensor, start_stamp + int(due * 1e9))
-            if lidar is not None and sensor.id == lidar.id and due >= malformed_at and malformed_sent < args.malformed:
-                msg = _malformed_cloud(msg)
-                malformed_sent += 1
-            publishers[sensor.id].publish(msg)
-            sent[sensor.id] += 1
-            heapq.heappush(queue, (due + 1.0 / sensor.rate_hz, index, sensor))
-        latest.clear()
-        settle = time.monotonic() + 5.0
-        while "msg" not in latest and time.monotonic() < settle:
-            rclpy.spin_once(node, timeout_sec=0.1)
+                raise RuntimeError(f"no subscriber within {READY_TIMEOUT_S:.0f} s on {waiting}")
+            time.sleep(0.2)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-    return _summarize(rig, args, latest.get("msg"), sent, malformed_sent)
 
 
-def _summarize(
-    rig: Any, args: argparse.Namespace, diagnostics: Any, sent: dict[str, int], malformed: int
-) -> dict[str, Any]:
-    sensors: dict[str, Any] = {}
-    for status in diagnostics.status if diagnostics else []:
-        sensor_id = status.name.split(": ", 1)[-1]
-        values = {kv.key: kv.value for kv in status.values}
-        sensors[sensor_id] = {
-            "level": LEVELS.get(status.level[0], "?"),
-            "message": status.message,
-            "sent": sent.get(sensor_id, 0),
-            "received": int(values.get("received", 0)),
-            "rejected": int(values.get("rejected", 0)),
-            "rate_hz": float(values.get("rate_hz", 0.0)),
-        }
-    lidar = rig.of(Modality.LIDAR)[0].id if rig.of(Modality.LIDAR) else None
-    unexpected = []
-    for sensor_id in rig.ids:
-        got = sensors.get(sensor_id)
-        if got is None:
-            unexpected.append(f"{sensor_id}: no diagnostics")
-            continue
-        want = "ERROR" if sensor_id == args.stop_sensor else "WARN" if sensor_id == lidar and malformed else "OK"
-        if got["level"] != want:
-            unexpected.append(f"{sensor_id}: {got['level']} ({got['message']}), expected {want}")
-        if sensor_id == lidar and got["rejected"] != malformed:
-            unexpected.append(f"{sensor_id}: {got['rejected']} rejected, expected {malformed}")
-    return {
-        "rig": rig.name,
-        "duration_s": args.duration,
-        "stopped_sensor": args.stop_sensor,
-        "malformed_sent": malformed,
-        "messages_sent": sum(sent.values()),
-        "messages_received": sum(s["received"] for s in sensors.values()),
-        "sensors": sensors,
-        "unexpected": unexpected,
-    }
+def _last_diagnostics(bag: Path) -> dict[str, dict[str, str]]:
+    from fusion_node.bag.reader import BagReader
+
+    latest: dict[str, dict[str, str]] = {}
+    with BagReader(bag) as reader:
+        if "/diagnostics" not in reader.topics:
+            return latest
+        for message in reader.messages(["/diagnostics"]):
+            for status in message.msg.status:
+                if status.name.startswith("fusion_node:"):
+                    values = {kv.key: kv.value for kv in status.values}
+                    latest[status.name.split(": ", 1)[1]] = values | {"message": status.message}
+    return latest
 
 
-def _print_table(summary: dict[str, Any]) -> None:
-    print(f"\n{'sensor':<24} {'level':<6} {'sent':>5} {'recv':>5} {'rej':>4} {'rate':>6}  message")
-    for sensor_id, s in summary["sensors"].items():
+def _latency(values: dict[str, str]) -> dict[str, Any]:
+    stages: dict[str, dict[str, float]] = {}
+    for key, value in values.items():
+        if key.endswith("_ms") and "." in key:
+            stage, quantile = key[: -len("_ms")].rsplit(".", 1)
+            stages.setdefault(stage, {})[quantile] = float(value)
+    return {"end_to_end": stages.pop("end_to_end", {}), "stages": stages}
+
+
+def run(args: argparse.Namespace) -> int:
+    from calibration import Modality, load_rig
+    from fusion_node.bag.outputs import read_outputs
+    from fusion_node.bag.reader import BagReader
+    from fusion_node.output_topics import OUTPUT_TOPICS
+    from perception.evaluation import DetectionEvaluator, SegmentationEvaluator, metrics_json
+    from perception.ground_truth import load_ground_truth
+
+    started = time.monotonic()
+    bag, out, weights = Path(args.bag), Path(args.out), Path(args.weights)
+    if not weights.exists():
         print(
-            f"{sensor_id:<24} {s['level']:<6} {s['sent']:>5} {s['received']:>5} {s['rejected']:>4} "
-            f"{s['rate_hz']:>6.1f}  {s['message'][:70]}"
+            f"error: no model at {weights} (train one with `fusion train`, export with `fusion export`)",
+            file=sys.stderr,
         )
-    print(f"\n{summary['messages_received']} of {summary['messages_sent']} messages received over DDS")
+        return 2
+    rig = load_rig(bag / "rig.yaml")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    env = dict(os.environ)
+    outputs = [t.resolved() for t in OUTPUT_TOPICS if not t.enabled_by or t.enabled_by == "publish_points"]
+    recorded = out / "outputs"
+    node = start_child(
+        [sys.executable, "-m", "fusion_node.fusion_node", "--ros-args", "-p", f"weights:={weights}",
+         "-p", f"backend:={args.backend}", "-p", "qos:=reliable", "-p", f"rig_path:={bag / 'rig.yaml'}",
+         "-p", "diagnostics_period_s:=0.5", "-p", "use_sim_time:=true"],
+        env=env,
+    )  # fmt: skip
+    forward_logs(node, "fusion_node")
+    recorder = start_child(
+        _cli("record", "--out", str(recorded), "--topics", *outputs, "/diagnostics", "--quiet"), env=env
+    )
+    forward_logs(recorder, "record")
+    try:
+        inputs = [s.topic for s in rig.sensors]
+        _wait_for_graph(inputs, outputs, [node, recorder])
+        print(
+            f"[demo] graph ready after {time.monotonic() - started:.1f} s: replaying {bag.name} at {args.rate}x",
+            flush=True,
+        )
+        replay = subprocess.run(
+            _cli(
+                "replay",
+                str(bag),
+                "--rate",
+                str(args.rate),
+                "--qos",
+                "reliable",
+                "--clock",
+                "200",
+                "--no-keyboard",
+                "--quiet",
+            ),
+            env=env,
+            check=False,
+        )
+        if replay.returncode != 0:
+            raise RuntimeError(f"replay exited with code {replay.returncode}")
+        time.sleep(1.5)  # the last frame's outputs and one more /diagnostics period
+    finally:
+        stop_child(recorder)
+        stop_child(node)
+    print("[demo] rendering and scoring", flush=True)
+
+    with BagReader(bag) as reader:
+        lidar_in = reader.message_counts.get(rig.sensor(rig.of(Modality.LIDAR)[0].id).topic, 0)
+    frames = read_outputs(recorded)
+    diagnostics = _last_diagnostics(recorded)
+    truth = load_ground_truth(bag / "ground_truth.npz")
+    detection, segmentation = DetectionEvaluator(), SegmentationEvaluator()
+    for i, frame_truth in enumerate(truth.frames):
+        produced = frames.get(frame_truth.stamp_ns)
+        if produced is None or produced.detections is None:
+            continue
+        detection.add_frame(produced.detections, frame_truth.boxes)
+        grids = produced.segmentation()
+        if grids is not None and truth.drivable is not None and truth.occupancy is not None:
+            import numpy as np
+
+            segmentation.add_frame(grids, np.stack([truth.drivable[i], truth.occupancy[i]]))
+    frames_values = diagnostics.get("frames", {})
+    summary = {
+        "bag": str(bag),
+        "model": str(weights),
+        "backend": args.backend,
+        "lidar_frames_in": lidar_in,
+        "frames_published": sum(1 for f in frames.values() if f.detections is not None),
+        "partial_frames": int(frames_values.get("frames_partial", -1)),
+        "frames_dropped": int(frames_values.get("frames_dropped", -1)),
+        "latency_ms": _latency(diagnostics.get("latency", {})),
+        "metrics": metrics_json(detection.result(), segmentation.result()) if detection.frames else None,
+        "wall_s": None,
+    }
+    from fusion_node.commands import render
+
+    render.run(
+        argparse.Namespace(
+            bag=str(bag), out=str(out / "render"), weights=None, backend=args.backend, outputs=str(recorded),
+            png_every=10, max_frames=None, fps=10.0, quiet=True,
+        )
+    )  # fmt: skip
+    (out / "render" / "render.mp4").rename(out / "demo.mp4")
+    for png in (out / "render").glob("*.png"):
+        png.rename(out / png.name)
+    (out / "render").rmdir()
+    summary["wall_s"] = round(time.monotonic() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    e2e = summary["latency_ms"]["end_to_end"]
+    metrics = summary["metrics"] or {}
+    print(
+        f"\n{summary['frames_published']} of {lidar_in} lidar frames published ({summary['partial_frames']} partial, "
+        f"{summary['frames_dropped']} dropped); end to end p50 {e2e.get('p50', float('nan')):.1f} ms, "
+        f"p99 {e2e.get('p99', float('nan')):.1f} ms; mAP {metrics.get('mAP', float('nan')):.3f}, "
+        f"NDS {metrics.get('NDS', float('nan')):.3f}\nwritten: {out / 'summary.json'}, {out / 'demo.mp4'} "
+        f"and PNGs, in {summary['wall_s']} s"
+    )
+    return 0 if summary["frames_published"] == lidar_in else 1

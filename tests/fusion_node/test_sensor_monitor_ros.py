@@ -21,7 +21,7 @@ def _env(domain: int) -> dict[str, str]:
 def test_demo_reports_stopped_and_malformed_sensors(tmp_path: Path) -> None:
     """Every rig sensor is received; a stopped radar is ERROR, malformed lidar clouds WARN."""
     result = subprocess.run(
-        [sys.executable, "-m", "fusion_node.cli", "demo", "--duration", "5", "--out", str(tmp_path)],
+        [sys.executable, "-m", "fusion_node.cli", "fault-demo", "--duration", "5", "--out", str(tmp_path)],
         env=_env(41),
         capture_output=True,
         text=True,
