@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -90,7 +91,9 @@ def _latency(values: dict[str, str]) -> dict[str, Any]:
     for key, value in values.items():
         if key.endswith("_ms") and "." in key:
             stage, quantile = key[: -len("_ms")].rsplit(".", 1)
-            stages.setdefault(stage, {})[quantile] = float(value)
+            number = float(value)
+            if math.isfinite(number):
+                stages.setdefault(stage, {})[quantile] = number
     return {"end_to_end": stages.pop("end_to_end", {}), "stages": stages}
 
 
@@ -155,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
         if replay.returncode != 0:
             raise RuntimeError(f"replay exited with code {replay.returncode}")
         time.sleep(1.5)  # the last frame's outputs and one more /diagnostics period
+    except RuntimeError as exc:
+        print(f"error: demo stopped: {exc}", file=sys.stderr)
+        return 2
     finally:
         stop_child(recorder)
         stop_child(node)
