@@ -170,7 +170,7 @@ class NodeStats:
         self.last_rejection = dict.fromkeys(sensor_ids, "")
         self.reported_rejected = dict.fromkeys(sensor_ids, 0)
         self.latency = LatencyWindow(window)
-        self.prepared = self.published = self.complete = self.partial = self.not_compensated = 0
+        self.ready = self.prepared = self.published = self.complete = self.partial = self.not_compensated = 0
         self.failed = self.pipeline_errors = self.reported_failures = 0
         self.last_error = ""
         self.last_missing: dict[str, Any] = {}
@@ -194,6 +194,11 @@ class NodeStats:
             else:
                 self.pipeline_errors += 1
             self.last_error = reason
+
+    def ready_frame(self) -> None:
+        """The synchronizer released a frame (it goes to the worker slot)."""
+        with self.lock:
+            self.ready += 1
 
     def prepared_frame(self, prepared: Any, ready_ms: float) -> None:
         """A frame left the pipeline ``ready_ms`` after its stamp (node clock)."""
@@ -253,6 +258,7 @@ def diagnostic_statuses(stats: NodeStats, rig: Rig, sync_stats: Any, slot: Frame
                 "frames",
                 message,
                 {
+                    "frames_ready": stats.ready,
                     "frames_prepared": stats.prepared,
                     "frames_published": stats.published,
                     "frames_complete": stats.complete,
@@ -316,10 +322,20 @@ def _sensor_status(stats: NodeStats, sensor: Sensor, synced: Any) -> Any:
 class OutputWorker:
     """The worker thread: inference + decode on prepared frames, then every publisher."""
 
-    def __init__(self, node: Any, predictor: Any, rig: Rig, slot: FrameSlot, stats: NodeStats, params: dict[str, Any]):
+    def __init__(
+        self,
+        node: Any,
+        predictor: Any,
+        rig: Rig,
+        slot: FrameSlot,
+        stats: NodeStats,
+        params: dict[str, Any],
+        pipeline: Any,
+    ):
         from fusion_node.bag.writer import message_class
 
         self.node = node
+        self.pipeline = pipeline
         self.predictor = predictor
         self.rig = rig
         self.slot = slot
@@ -350,12 +366,15 @@ class OutputWorker:
                 if self.slot.closed:
                     return
                 continue
-            prepared, queued_at = item
+            frame, queued_at, ready_ms = item
             try:
-                self.process(prepared, (time.perf_counter() - queued_at) * 1e3)
+                queue_wait_ms = (time.perf_counter() - queued_at) * 1e3
+                prepared = self.pipeline.prepare(frame)  # ego motion + encoding, off the callbacks
+                self.stats.prepared_frame(prepared, ready_ms)
+                self.process(prepared, queue_wait_ms)
             except Exception as exc:  # worker boundary: one bad frame never stops the outputs
-                self.stats.error(f"frame {prepared.stamp_ns}: {type(exc).__name__}: {exc}", worker=True)
-                self.node.get_logger().error(f"frame {prepared.stamp_ns} failed: {exc!r}", throttle_duration_sec=1.0)
+                self.stats.error(f"frame {frame.stamp_ns}: {type(exc).__name__}: {exc}", worker=True)
+                self.node.get_logger().error(f"frame {frame.stamp_ns} failed: {exc!r}", throttle_duration_sec=1.0)
 
     def process(self, prepared: Any, queue_wait_ms: float) -> None:
         from fusion_node import convert
@@ -497,15 +516,15 @@ def _subscribe(node: Any, rig: Rig, pipeline: Any, slot: FrameSlot, stats: NodeS
             logger.error(f"dropped message on {sensor.topic} after an internal error: {exc!r}")
             return
         try:
-            frames = pipeline.push(record)
-        except Exception as exc:  # a frame that cannot be prepared is reported, the stream goes on
+            frames = pipeline.collect(record)  # synchronization only: the worker prepares frames
+        except Exception as exc:  # a record the synchronizer cannot take is reported, the stream goes on
             stats.error(f"{sensor.id} at {record.stamp_ns}: {type(exc).__name__}: {exc}", worker=False)
             logger.error(f"pipeline error on {sensor.topic}: {exc!r}", throttle_duration_sec=1.0)
             return
         now_ns = clock.now().nanoseconds
-        for prepared in frames:
-            stats.prepared_frame(prepared, (now_ns - prepared.stamp_ns) / 1e6)
-            slot.put((prepared, time.perf_counter()))
+        for frame in frames:
+            stats.ready_frame()
+            slot.put((frame, time.perf_counter(), (now_ns - frame.stamp_ns) / 1e6))
 
     def callback(sensor: Sensor) -> Callable[[Any], None]:
         return lambda msg: on_message(sensor, msg)
@@ -537,7 +556,7 @@ def main(args: list[str] | None = None) -> int:
 
     slot = FrameSlot(params["queue_policy"])
     stats = NodeStats(rig.ids, params["latency_window"])
-    worker = OutputWorker(node, predictor, rig, slot, stats, params)
+    worker = OutputWorker(node, predictor, rig, slot, stats, params, pipeline)
     diagnostics = node.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
 
     def publish_diagnostics() -> None:

@@ -18,6 +18,7 @@ reference sensor (the lidar) drives the frames: while it is silent no frame is p
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -104,20 +105,32 @@ class FramePipeline:
         self.drop = drop
         self._waiting: deque[Frame[SensorRecord]] = deque()
         self._newest_ns = 0
+        self._odometry_lock = threading.Lock()
 
     # -- input ---------------------------------------------------------------------
     def push(self, record: SensorRecord) -> list[PreparedFrame]:
-        """Feed one record (any sensor, odometry included); frames that became ready."""
+        """Feed one record (any sensor, odometry included); frames that became ready, prepared."""
+        return [self.prepare(frame) for frame in self.collect(record)]
+
+    def flush(self) -> list[PreparedFrame]:
+        """End of stream: every pending frame, prepared with whatever odometry there is."""
+        return [self.prepare(frame) for frame in self.flush_frames()]
+
+    def collect(self, record: SensorRecord) -> list[Frame[SensorRecord]]:
+        """The light half of :meth:`push` (synchronization and the odometry wait): frames
+        ready for :meth:`prepare`, which may run on another thread (one at a time, in order;
+        skipping frames is fine: the sweep history tolerates gaps)."""
         self._newest_ns = max(self._newest_ns, record.stamp_ns)
         if record.sensor_id == self.odometry_id:
             if isinstance(record.payload, OdometrySample):
-                self.odometry.add(record.payload)
+                with self._odometry_lock:
+                    self.odometry.add(record.payload)
         else:
             self._waiting.extend(self.sync.push(record))
         return self._drain(force=False)
 
-    def flush(self) -> list[PreparedFrame]:
-        """End of stream: every pending frame, prepared with whatever odometry there is."""
+    def flush_frames(self) -> list[Frame[SensorRecord]]:
+        """End of stream for :meth:`collect`: every pending frame."""
         self._waiting.extend(self.sync.flush())
         return self._drain(force=True)
 
@@ -126,27 +139,31 @@ class FramePipeline:
         stamps = [r.stamp_ns for r in frame.records.values()]
         return min(stamps), max(max(stamps), frame.stamp_ns + self.sweep_ns)
 
-    def _drain(self, *, force: bool) -> list[PreparedFrame]:
+    def _drain(self, *, force: bool) -> list[Frame[SensorRecord]]:
         ready = []
         while self._waiting:
             frame = self._waiting[0]
-            start, end = self._span(frame)
-            covered = self.odometry.covered
+            _, end = self._span(frame)
+            with self._odometry_lock:
+                covered = self.odometry.covered
             has_odometry = covered is not None and covered[1] >= end
             waited_out = self._newest_ns - end > self.odometry_wait_ns
             if not (force or has_odometry or waited_out or self.odometry_id is None):
                 break
-            ready.append(self._prepare(self._waiting.popleft(), start, end))
+            ready.append(self._waiting.popleft())
         return ready
 
     def _trajectory(self, start: int, end: int, notes: list[str]) -> PoseTrajectory:
         try:
-            return self.odometry.trajectory(start, end)
+            with self._odometry_lock:
+                return self.odometry.trajectory(start, end)
         except EgoMotionError as exc:
             notes.append(f"not ego-motion compensated: {exc}")
             return PoseTrajectory(np.array([start], dtype=np.int64), np.eye(4)[None], max_extrapolation_ns=1 << 62)
 
-    def _prepare(self, frame: Frame[SensorRecord], start: int, end: int) -> PreparedFrame:
+    def prepare(self, frame: Frame[SensorRecord]) -> PreparedFrame:
+        """The heavy half of :meth:`push`: ego motion and encoding of one ready frame."""
+        start, end = self._span(frame)
         notes: list[str] = []
         began = time.perf_counter()
         trajectory = self._trajectory(start, end, notes)

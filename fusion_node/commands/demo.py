@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BAG = REPO / "bags" / "sample_city_4s"
 DEFAULT_MODEL = REPO / "models" / "fusion_sim"
 READY_TIMEOUT_S = 90.0
+RECORDER_TIMEOUT_S = 20.0
+RECORDER_ATTEMPTS = 3
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,23 +50,21 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "fusion_node.cli", *args]
 
 
-def _wait_for_graph(inputs: list[str], outputs: list[str], children: list[subprocess.Popen[str]]) -> None:
-    """Until every input topic has a subscriber (the node) and every output one (the recorder)."""
+def _wait_for_subscribers(topics: list[str], children: list[subprocess.Popen[str]], timeout_s: float) -> list[str]:
+    """Wait until every topic has a subscriber; the topics still without one at the timeout."""
     import rclpy
 
     rclpy.init()
     node = rclpy.create_node("fusion_demo_probe")
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while True:
-            waiting = [t for t in inputs + outputs if node.count_subscribers(t) == 0]
-            if not waiting:
-                return
-            dead = [c.args[2] if len(c.args) > 2 else c.args for c in children if c.poll() is not None]
+            waiting = [t for t in topics if node.count_subscribers(t) == 0]
+            if not waiting or time.monotonic() > deadline:
+                return waiting
+            dead = [c.args for c in children if c.poll() is not None]
             if dead:
                 raise RuntimeError(f"a demo process exited during start-up: {dead}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no subscriber within {READY_TIMEOUT_S:.0f} s on {waiting}")
             time.sleep(0.2)
     finally:
         node.destroy_node()
@@ -128,13 +128,27 @@ def run(args: argparse.Namespace) -> int:
         env=env,
     )  # fmt: skip
     forward_logs(node, "fusion_node")
-    recorder = start_child(
-        _cli("record", "--out", str(recorded), "--topics", *outputs, "/diagnostics", "--quiet"), env=env
-    )
-    forward_logs(recorder, "record")
+    recorder = None
     try:
         inputs = [s.topic for s in rig.sensors]
-        _wait_for_graph(inputs, outputs, [node, recorder])
+        waiting = _wait_for_subscribers(inputs, [node], READY_TIMEOUT_S)
+        if waiting:
+            raise RuntimeError(f"the fusion node did not subscribe within {READY_TIMEOUT_S:.0f} s to {waiting}")
+        for attempt in range(RECORDER_ATTEMPTS):
+            # Fast DDS sometimes leaves a new participant undiscovered: a fresh recorder fixes it.
+            shutil.rmtree(recorded, ignore_errors=True)
+            recorder = start_child(
+                _cli("record", "--out", str(recorded), "--topics", *outputs, "/diagnostics", "--quiet"), env=env
+            )
+            forward_logs(recorder, "record")
+            waiting = _wait_for_subscribers(outputs, [node, recorder], RECORDER_TIMEOUT_S)
+            if not waiting:
+                break
+            print(f"[demo] recorder attempt {attempt + 1}: no subscription to {waiting}; restarting it", flush=True)
+            stop_child(recorder)
+            recorder = None
+        if recorder is None:
+            raise RuntimeError(f"the recorder did not subscribe to the outputs in {RECORDER_ATTEMPTS} attempts")
         print(
             f"[demo] graph ready after {time.monotonic() - started:.1f} s: replaying {bag.name} at {args.rate}x",
             flush=True,
@@ -162,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: demo stopped: {exc}", file=sys.stderr)
         return 2
     finally:
-        stop_child(recorder)
+        if recorder is not None:
+            stop_child(recorder)
         stop_child(node)
     print("[demo] rendering and scoring", flush=True)
 

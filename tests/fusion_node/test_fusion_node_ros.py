@@ -396,7 +396,7 @@ def _check_outputs(received: dict[str, list[Any]], sent: dict[str, Any]) -> None
         assert set(values) <= lidar_stamps, f"{key}: stamps that are not lidar stamps"
     published = sorted(set(stamps["points"]))
     # drop-oldest sheds frames when inference falls behind on a loaded 2-core machine (the
-    # diagnostics check prepared == published + dropped); a third must always get through
+    # diagnostics check ready == published + dropped); a third must always get through
     assert len(published) >= len(lidar_stamps) // 3, f"only {len(published)} of {len(lidar_stamps)} frames published"
     assert max(published) > sent["malformed_stamp"], "output goes on after the malformed cloud"
     gap = [t for t in published if sent["radar_stop_stamp"] + 300_000_000 < t < sent["radar_return_stamp"]]
@@ -463,13 +463,13 @@ def _check_diagnostics(array: Any, rig: Any) -> None:
     statuses = {s.name: s for s in array.status}
     values = _values(array)
     frames = values["fusion_node: frames"]
-    print({k: frames[k] for k in ("frames_prepared", "frames_published", "frames_dropped", "last_frame_missing")})
+    print({k: frames[k] for k in ("frames_ready", "frames_published", "frames_dropped", "last_frame_missing")})
     print(values["fusion_node: latency"])
     assert int(frames["frames_complete"]) > 0
     assert int(frames["frames_partial"]) >= 10, "the radar gap makes partial frames"
     assert int(frames["frames_failed"]) == 0, frames["last_error"]
-    prepared, published, dropped = (int(frames[k]) for k in ("frames_prepared", "frames_published", "frames_dropped"))
-    assert prepared == published + dropped, frames
+    ready, published, dropped = (int(frames[k]) for k in ("frames_ready", "frames_published", "frames_dropped"))
+    assert ready == published + dropped, frames
 
     latency = values["fusion_node: latency"]
     for stage in ("ego_motion", "encode", "frame_ready", "queue_wait", "inference", "decode", "publish", "end_to_end"):
