@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from calibration import default_rig_path, load_rig
+    from perception.backends.bundle import example_inputs
     from perception.model.config import ModelConfig
     from perception.model.inputs import InputEncoder
     from perception.model.network import INPUT_NAMES, OUTPUT_NAMES, FusionNet
@@ -37,20 +38,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     config = ModelConfig(fuser=args.fuser)
     encoder = InputEncoder(load_rig(default_rig_path()), config)
-    rng = np.random.default_rng(0)
+    index, camera = encoder.table.lift_inputs()
+    arrays = example_inputs(config) | {"lut_index": index[None], "lut_camera": camera[None]}
     ny, nx = config.input_grid.shape
     cameras = len(config.camera_ids)
-    index, camera = encoder.table.lift_inputs()
-    arrays = {
-        "lidar": rng.random((1, 6, ny, nx), dtype=np.float32),
-        "radar": rng.random((1, 5, ny, nx), dtype=np.float32),
-        "ultrasonic": rng.random((1, 2, ny, nx), dtype=np.float32),
-        "images": rng.random((1, cameras, 3, *config.image_size), dtype=np.float32),
-        "camera_present": np.ones((1, cameras), dtype=np.float32),
-        "modality_present": np.ones((1, 4), dtype=np.float32),
-        "lut_index": index[None],
-        "lut_camera": camera[None],
-    }
     tensors = tuple(torch.from_numpy(arrays[name]) for name in INPUT_NAMES)
     net = FusionNet(config).eval()
     buffer = io.BytesIO()

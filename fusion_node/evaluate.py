@@ -10,7 +10,7 @@ stay those of the full rig (the lidar still clocks them), the network sees the s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,10 @@ import numpy as np
 
 from calibration import Modality, Rig, load_rig
 from fusion_node.bag.records import RIG_FILE
-from fusion_node.bag.replay import SkippedMessage, read_records
+from fusion_node.bag.replay import SkippedMessage, replay_frames
 from perception.evaluation import DetectionEvaluator, SegmentationEvaluator, metrics_json, metrics_markdown
 from perception.ground_truth import GROUND_TRUTH_FILE, load_ground_truth
-from perception.pipeline import FramePipeline, PreparedFrame
+from perception.pipeline import FramePipeline
 
 GROUPS = {
     "lidar": Modality.LIDAR,
@@ -71,14 +71,6 @@ def _percentiles(values: Sequence[float]) -> dict[str, float]:
     return {f"p{q}": round(float(np.percentile(values, q)), 3) for q in (50, 95, 99)}
 
 
-def _prepared_frames(
-    bag: Path, rig: Rig, pipeline: FramePipeline, skipped: list[SkippedMessage]
-) -> Iterator[PreparedFrame]:
-    for record in read_records(bag, rig, on_error=skipped.append):
-        yield from pipeline.push(record)
-    yield from pipeline.flush()
-
-
 def evaluate_bags(bags: Iterable[str | Path], predictor: Any, *, drop: str = "", progress: Any = None) -> EvalResult:
     detection, segmentation = DetectionEvaluator(), SegmentationEvaluator()
     skipped: list[SkippedMessage] = []
@@ -98,7 +90,7 @@ def evaluate_bags(bags: Iterable[str | Path], predictor: Any, *, drop: str = "",
         dropped = parse_drop(drop, rig)
         pipeline = FramePipeline(rig, predictor.config, drop=dropped)
 
-        for prepared in _prepared_frames(bag, rig, pipeline, skipped):
+        for prepared in replay_frames(bag, rig, pipeline, on_error=skipped.append):
             i = index.get(prepared.stamp_ns)
             if i is None:
                 without_truth += 1

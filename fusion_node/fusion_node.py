@@ -433,7 +433,7 @@ class OutputWorker:
         return convert.array_to_image(drawn, "bgr8", frame_id=frame_id, stamp_ns=prepared.stamp_ns)
 
 
-def warm_up(rig: Rig, predictor: Any) -> float:
+def warm_up(rig: Rig, predictor: Any, encoder: Any = None) -> float:
     """Run one synthetic frame (test-pattern messages of every sensor) through a throwaway
     pipeline and the model, so JIT compilation and first-call allocations do not land on the
     first real frame. Returns the seconds it took; errors propagate (start-up refuses)."""
@@ -442,7 +442,7 @@ def warm_up(rig: Rig, predictor: Any) -> float:
     from perception.pipeline import FramePipeline
 
     began = time.perf_counter()
-    pattern, pipeline = TestPattern(seed=0), FramePipeline(rig, predictor.config)
+    pattern, pipeline = TestPattern(seed=0), FramePipeline(rig, predictor.config, encoder=encoder)
     stamp = 1_000_000_000
     for sensor in rig.of(Modality.ODOMETRY):
         for k in range(-5, 16):
@@ -489,7 +489,7 @@ def _load(node: Any, params: dict[str, Any]) -> tuple[Rig, Any, Any]:
     try:
         pipeline = FramePipeline(rig, predictor.config, odometry_wait_ns=round(params["odometry_wait_ms"] * 1e6))
         if params["warmup"]:
-            node.get_logger().info(f"warm-up frame done in {warm_up(rig, predictor):.2f} s")
+            node.get_logger().info(f"warm-up frame done in {warm_up(rig, predictor, pipeline.encoder):.2f} s")
     except Exception as exc:  # start-up boundary: say which inputs do not fit together
         raise ParameterError(
             f"the model of 'weights' ({params['weights']!r}) does not run on the rig of 'rig_path' "

@@ -1,4 +1,5 @@
-"""A bag's sensor messages as ROS-free records, in log-time order (what a live node receives).
+"""A bag's sensor messages as ROS-free records, in log-time order (what a live node receives),
+and the frames a :class:`perception.pipeline.FramePipeline` makes of them.
 
 ``read_records(bag, rig)`` yields a :class:`perception.samples.SensorRecord` per message on a
 rig sensor topic (``fusion_node.sensor_inputs.to_record``; ``receive_ns`` = the log time).
@@ -17,6 +18,7 @@ from calibration import Rig
 from fusion_node.bag.reader import BagReader
 from fusion_node.errors import ConversionError
 from fusion_node.sensor_inputs import to_record
+from perception.pipeline import FramePipeline, PreparedFrame
 from perception.samples import SensorRecord
 
 
@@ -45,3 +47,16 @@ def read_records(
             except (ConversionError, ValueError) as exc:
                 if on_error is not None:
                     on_error(SkippedMessage(message.topic, message.log_time_ns, str(exc)))
+
+
+def replay_frames(
+    bag: str | Path,
+    rig: Rig,
+    pipeline: FramePipeline,
+    *,
+    on_error: Callable[[SkippedMessage], None] | None = None,
+) -> Iterator[PreparedFrame]:
+    """Every frame ``pipeline`` prepares from the bag's records, the pending ones flushed at the end."""
+    for record in read_records(bag, rig, on_error=on_error):
+        yield from pipeline.push(record)
+    yield from pipeline.flush()

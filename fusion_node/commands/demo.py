@@ -98,6 +98,8 @@ def _latency(values: dict[str, str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from calibration import Modality, load_rig
     from fusion_node.bag.outputs import read_outputs
     from fusion_node.bag.reader import BagReader
@@ -194,8 +196,6 @@ def run(args: argparse.Namespace) -> int:
         detection.add_frame(produced.detections, frame_truth.boxes)
         grids = produced.segmentation()
         if grids is not None and truth.drivable is not None and truth.occupancy is not None:
-            import numpy as np
-
             segmentation.add_frame(grids, np.stack([truth.drivable[i], truth.occupancy[i]]))
     frames_values = diagnostics.get("frames", {})
     summary = {

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from calibration import CalibrationError, load_rig
     from fusion_node.bag.outputs import read_outputs
     from fusion_node.bag.records import RIG_FILE
-    from fusion_node.bag.replay import read_records
+    from fusion_node.bag.replay import replay_frames
     from perception.backends import Predictor, load_backend
     from perception.errors import PerceptionError
     from perception.ground_truth import GROUND_TRUTH_FILE, load_ground_truth
@@ -63,12 +63,7 @@ def run(args: argparse.Namespace) -> int:
     count = 0
     bar = tqdm(disable=args.quiet, unit="frame", desc="render")
 
-    def frames():  # type: ignore[no-untyped-def]
-        for record in read_records(bag, rig):
-            yield from pipeline.push(record)
-        yield from pipeline.flush()
-
-    for prepared in frames():
+    for prepared in replay_frames(bag, rig, pipeline):
         i = index.get(prepared.stamp_ns)
         detections, grids = None, None
         if outputs is not None:

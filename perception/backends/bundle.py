@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
+from numpy.typing import NDArray
+
 from perception.classes import CLASSES
 from perception.errors import PerceptionError
 from perception.model.config import ModelConfig
@@ -147,10 +150,28 @@ def output_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], str]]
     }
 
 
+def example_inputs(config: ModelConfig, seed: int = 0) -> dict[str, NDArray[Any]]:
+    """Inputs of the real shapes and dtypes, in graph order (batch 1): uniform random rasters
+    and images, every camera present, and a lookup table whose samples all hold the zero slot
+    (valid for any rig; give a real table for timing the camera branch)."""
+    rng = np.random.default_rng(seed)
+    sentinel = len(config.camera_ids) * config.feature_size[0] * config.feature_size[1]
+    arrays: dict[str, NDArray[Any]] = {}
+    for name, (shape, _) in input_shapes(config).items():
+        if name == "lut_index":
+            arrays[name] = np.full(shape, sentinel, dtype=np.int64)
+        elif name == "lut_camera":
+            arrays[name] = np.full(shape, len(config.camera_ids), dtype=np.int64)
+        elif name.endswith("_present"):
+            arrays[name] = np.ones(shape, dtype=np.float32)
+        else:
+            arrays[name] = rng.random(shape, dtype=np.float32)
+    return arrays
+
+
 def export_bundle(checkpoint: str | Path, out: str | Path, *, geometry_hash: str = "", data_hash: str = "") -> Bundle:
     """Write a bundle from a checkpoint: ONNX (opset :data:`OPSET`, static shapes), weights,
     manifest. ``out`` must not exist (a bundle is never overwritten in place)."""
-    import numpy as np
     import torch
 
     from perception.model.network import INPUT_NAMES, OUTPUT_NAMES
@@ -163,17 +184,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, *, geometry_hash: str
     model, _ = load_trained(checkpoint)
     config = model.config
     shapes = input_shapes(config)
-    rng = np.random.default_rng(0)
-    example = []
-    for name in INPUT_NAMES:
-        shape, dtype = shapes[name]
-        value: Any
-        if dtype == "int64":  # any valid table: the sentinel slot everywhere
-            sentinel = len(config.camera_ids) * config.feature_size[0] * config.feature_size[1]
-            value = np.full(shape, sentinel if name == "lut_index" else len(config.camera_ids), dtype=np.int64)
-        else:
-            value = rng.random(shape, dtype=np.float32)
-        example.append(torch.from_numpy(value))
+    example = [torch.from_numpy(value) for value in example_inputs(config).values()]
     temporary = out.with_name(out.name + ".partial")
     temporary.mkdir(parents=True, exist_ok=False)
     with torch.no_grad():
