@@ -5,22 +5,27 @@ Thin node over the ROS-free core::
     subscriptions (one per rig sensor, odometry included; executor thread)
       -> sensor_inputs.to_record        malformed: counted with the reason, reported, dropped
       -> perception.pipeline.FramePipeline   synchronizer, ego motion, BEV / image encoding
-      -> FrameSlot (size 1)              a newer frame replaces a waiting one (drop-oldest,
-                                         counted): never a growing queue
-      -> worker thread                   backend inference + decode, message building, publish
+      -> output_worker.OutputWorker      three threads joined by size-1 slots (a newer frame
+                                         replaces a waiting one, counted: never a growing queue):
+           prepare                       ego motion, BEV / image encoding
+           infer                         backend + decode; publishes detections, occupancy,
+                                         drivable (end-to-end latency is measured here)
+           visualize                     objects (markers), points, debug image
 
 Outputs (:data:`fusion_node.output_topics.OUTPUT_TOPICS`) are stamped with the frame stamp
 (the lidar sweep's header stamp) in base_link; ``~/output/debug_image`` is a camera image and
 carries that camera's frame_id. ``/diagnostics`` (every ``diagnostics_period_s``) carries:
 
-* ``fusion_node: frames``: prepared / published / complete / partial / dropped (drop-oldest)
-  frames, the last frame's missing sensors with the synchronizer's reasons, pipeline notes
-  (e.g. not ego-motion compensated) and errors;
+* ``fusion_node: frames``: ready / prepared / published / complete / partial / dropped
+  (replaced in a slot before inference: no output) / visualized frames, visual frames skipped
+  (a newer frame was drawn instead), the last frame's missing sensors with the synchronizer's
+  reasons, pipeline notes (e.g. not ego-motion compensated) and errors;
 * ``fusion_node: latency``: p50 / p95 per stage over the last ``latency_window`` frames
-  (ego_motion, encode; frame_ready = frame stamp to frame prepared, which includes waiting for
-  the sweep's end, late sensors and odometry; queue_wait, inference, decode, publish) and end
-  to end (frame stamp to publish, p99 too; on the node clock: wall time, or ``/clock`` with
-  ``use_sim_time``), WARN when the end-to-end p95 is above ``latency_warn_ms``;
+  (ego_motion, encode; frame_ready = frame stamp to frame ready, which includes waiting for
+  late sensors and odometry; queue_wait, inference, decode, publish, visual_publish) and end
+  to end (frame stamp to detections published; visual_end_to_end: to markers and points
+  published; p99 too; on the node clock: wall time, or ``/clock`` with ``use_sim_time``),
+  WARN when the end-to-end p95 is above ``latency_warn_ms``;
 * ``fusion_node: sensor <id>``: received, rejected with the last reason, frames missing it by
   reason, messages the synchronizer dropped by reason; WARN while it is missing from the
   latest frame or when it had rejected messages since the previous report.
@@ -41,9 +46,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from calibration import BASE_LINK, CalibrationError, Modality, Rig, Sensor, default_rig_path, load_rig
+from calibration import CalibrationError, Modality, Rig, Sensor, default_rig_path, load_rig
 from fusion_node.errors import ConversionError
-from fusion_node.output_topics import NODE_NAME, OUTPUT_TOPICS
+from fusion_node.output_topics import NODE_NAME
+from fusion_node.output_worker import FrameSlot, OutputWorker, QueueCounts
 from fusion_node.parameters import ParameterError, ParameterSpec, declare_parameters
 
 PARAMETERS: Final = (
@@ -86,56 +92,19 @@ PARAMETERS: Final = (
     ParameterSpec("warmup", bool, True, "run one synthetic frame through the pipeline and model before subscribing"),
 )
 #: Stages reported in the latency status, in pipeline order.
-STAGES: Final = ("ego_motion", "encode", "frame_ready", "queue_wait", "inference", "decode", "publish", "end_to_end")
+STAGES: Final = (
+    "ego_motion",
+    "encode",
+    "frame_ready",
+    "queue_wait",
+    "inference",
+    "decode",
+    "publish",
+    "end_to_end",
+    "visual_publish",
+    "visual_end_to_end",
+)
 OK, WARN = 0, 1
-
-
-class FrameSlot:
-    """A queue of size 1 between the subscription thread and the worker.
-
-    ``put`` never blocks: with ``drop_oldest`` a waiting item is replaced (the newest frame
-    wins), with ``drop_newest`` the new item is discarded; either way ``dropped`` counts it.
-    """
-
-    def __init__(self, policy: str = "drop_oldest") -> None:
-        if policy not in ("drop_oldest", "drop_newest"):
-            raise ValueError(f"queue policy must be 'drop_oldest' or 'drop_newest', got {policy!r}")
-        self.policy = policy
-        self.dropped = 0
-        self._item: Any = None
-        self._full = False
-        self._closed = False
-        self._cond = threading.Condition()
-
-    def put(self, item: Any) -> bool:
-        """Offer an item; True when an item (the old or the new one) was dropped."""
-        with self._cond:
-            dropped = self._full
-            if dropped:
-                self.dropped += 1
-            if not dropped or self.policy == "drop_oldest":
-                self._item, self._full = item, True
-            self._cond.notify()
-            return dropped
-
-    def get(self, timeout: float | None = None) -> Any:
-        """The waiting item, or None after ``timeout`` seconds / when closed."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._full or self._closed, timeout):
-                return None
-            if not self._full:
-                return None
-            item, self._item, self._full = self._item, None, False
-            return item
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
 
 
 class LatencyWindow:
@@ -170,7 +139,8 @@ class NodeStats:
         self.last_rejection = dict.fromkeys(sensor_ids, "")
         self.reported_rejected = dict.fromkeys(sensor_ids, 0)
         self.latency = LatencyWindow(window)
-        self.ready = self.prepared = self.published = self.complete = self.partial = self.not_compensated = 0
+        self.ready = self.prepared = self.published = self.visualized = 0
+        self.complete = self.partial = self.not_compensated = 0
         self.failed = self.pipeline_errors = self.reported_failures = 0
         self.last_error = ""
         self.last_missing: dict[str, Any] = {}
@@ -217,9 +187,17 @@ class NodeStats:
             self.latency.add("frame_ready", ready_ms)
 
     def published_frame(self, stamp_ns: int, timings_ms: dict[str, float]) -> None:
+        """Detections and grids of the frame stamped ``stamp_ns`` went out."""
         with self.lock:
             self.published += 1
             self.last_published_stamp_ns = stamp_ns
+            for stage, ms in timings_ms.items():
+                self.latency.add(stage, ms)
+
+    def visualized_frame(self, timings_ms: dict[str, float]) -> None:
+        """Markers, points (and the debug image) of a published frame went out."""
+        with self.lock:
+            self.visualized += 1
             for stage, ms in timings_ms.items():
                 self.latency.add(stage, ms)
 
@@ -240,7 +218,7 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in counts.items() if v) or "none"
 
 
-def diagnostic_statuses(stats: NodeStats, rig: Rig, sync_stats: Any, slot: FrameSlot, warn_ms: float) -> list[Any]:
+def diagnostic_statuses(stats: NodeStats, rig: Rig, sync_stats: Any, queues: QueueCounts, warn_ms: float) -> list[Any]:
     """The node's DiagnosticStatus list (frames, latency, one per sensor); marks rejections
     and failures as reported."""
     with stats.lock:
@@ -249,7 +227,7 @@ def diagnostic_statuses(stats: NodeStats, rig: Rig, sync_stats: Any, slot: Frame
         new_failures = stats.failed + stats.pipeline_errors - stats.reported_failures
         stats.reported_failures = stats.failed + stats.pipeline_errors
         frames_level = WARN if missing or new_failures or stats.last_notes else OK
-        message = f"{stats.published} frames published, {stats.partial} partial, {slot.dropped} dropped"
+        message = f"{stats.published} frames published, {stats.partial} partial, {queues.dropped} dropped"
         if missing:
             message += f"; last frame misses {', '.join(sorted(missing))}"
         statuses = [
@@ -263,8 +241,10 @@ def diagnostic_statuses(stats: NodeStats, rig: Rig, sync_stats: Any, slot: Frame
                     "frames_published": stats.published,
                     "frames_complete": stats.complete,
                     "frames_partial": stats.partial,
-                    "frames_dropped": slot.dropped,
-                    "queue_policy": slot.policy,
+                    "frames_dropped": queues.dropped,
+                    "frames_visualized": stats.visualized,
+                    "visual_frames_skipped": queues.visual_skipped,
+                    "queue_policy": queues.policy,
                     "frames_failed": stats.failed,
                     "frames_not_compensated": stats.not_compensated,
                     "pipeline_errors": stats.pipeline_errors,
@@ -281,7 +261,9 @@ def diagnostic_statuses(stats: NodeStats, rig: Rig, sync_stats: Any, slot: Frame
         ]
         latency: dict[str, Any] = {"window_frames": stats.latency.count("end_to_end")}
         for stage in STAGES:
-            for q, ms in stats.latency.percentiles(stage, (50, 95, 99) if stage == "end_to_end" else (50, 95)).items():
+            for q, ms in stats.latency.percentiles(
+                stage, (50, 95, 99) if stage.endswith("end_to_end") else (50, 95)
+            ).items():
                 latency[f"{stage}.p{q}_ms"] = f"{ms:.2f}"
         e2e = stats.latency.percentiles("end_to_end")
         slow = bool(e2e) and e2e[95] > warn_ms
@@ -317,120 +299,6 @@ def _sensor_status(stats: NodeStats, sensor: Sensor, synced: Any) -> Any:
             problems.append(compensation[0])
     message = "; ".join(problems) if problems else f"ok, {stats.received[sid]} received"
     return _status(WARN if problems else OK, f"sensor {sid}", message, values, hardware_id=sensor.frame_id)
-
-
-class OutputWorker:
-    """The worker thread: inference + decode on prepared frames, then every publisher."""
-
-    def __init__(
-        self,
-        node: Any,
-        predictor: Any,
-        rig: Rig,
-        slot: FrameSlot,
-        stats: NodeStats,
-        params: dict[str, Any],
-        pipeline: Any,
-    ):
-        from fusion_node.bag.writer import message_class
-
-        self.node = node
-        self.pipeline = pipeline
-        self.predictor = predictor
-        self.rig = rig
-        self.slot = slot
-        self.stats = stats
-        self.params = params
-        self.grid = predictor.config.input_grid
-        self.clock = node.get_clock()
-        self.publishers = {
-            t.key: node.create_publisher(message_class(t.msg_type), t.name, 5)
-            for t in OUTPUT_TOPICS
-            if not t.enabled_by or params[t.enabled_by]
-        }
-        cameras = [s.id for s in rig.cameras]
-        self.camera = params["debug_camera"] or (cameras[0] if cameras else "")
-        self._thread = threading.Thread(target=self._run, name="fusion_worker", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.slot.close()
-        self._thread.join(timeout=10.0)
-
-    def _run(self) -> None:
-        while True:
-            item = self.slot.get(timeout=0.5)
-            if item is None:
-                if self.slot.closed:
-                    return
-                continue
-            frame, queued_at, ready_ms = item
-            try:
-                queue_wait_ms = (time.perf_counter() - queued_at) * 1e3
-                prepared = self.pipeline.prepare(frame)  # ego motion + encoding, off the callbacks
-                self.stats.prepared_frame(prepared, ready_ms)
-                self.process(prepared, queue_wait_ms)
-            except Exception as exc:  # worker boundary: one bad frame never stops the outputs
-                self.stats.error(f"frame {frame.stamp_ns}: {type(exc).__name__}: {exc}", worker=True)
-                self.node.get_logger().error(f"frame {frame.stamp_ns} failed: {exc!r}", throttle_duration_sec=1.0)
-
-    def process(self, prepared: Any, queue_wait_ms: float) -> None:
-        from fusion_node import convert
-        from fusion_node.output_topics import boxes_to_detections, points_to_pointcloud2
-
-        prediction = self.predictor(prepared.inputs)
-        began = time.perf_counter()
-        stamp, frame, p = prepared.stamp_ns, BASE_LINK, self.params
-        boxes = prediction.boxes
-        messages: dict[str, Any] = {
-            "objects": convert.boxes_to_marker_array(
-                boxes,
-                stamp_ns=stamp,
-                frame_id=frame,
-                lifetime_ns=round(p["marker_lifetime_s"] * 1e9),
-                with_text=p["marker_text"],
-                with_velocity=p["marker_velocity"],
-            ),
-            "detections": boxes_to_detections(boxes, frame_id=frame, stamp_ns=stamp),
-            "drivable": convert.raster_to_occupancy_grid(
-                prediction.segmentation[0].astype(bool), self.grid, frame_id=frame, stamp_ns=stamp
-            ),
-            "occupancy": convert.raster_to_occupancy_grid(
-                prediction.segmentation[1].astype(bool), self.grid, frame_id=frame, stamp_ns=stamp
-            ),
-        }
-        if "points" in self.publishers:
-            messages["points"] = points_to_pointcloud2(prepared.lidar_points, frame_id=frame, stamp_ns=stamp)
-        if "debug_image" in self.publishers:
-            image = self._debug_image(prepared, boxes)
-            if image is not None:
-                messages["debug_image"] = image
-        for key, msg in messages.items():
-            self.publishers[key].publish(msg)
-        published = time.perf_counter()
-        timings = dict(prediction.timings_ms)
-        timings["queue_wait"] = queue_wait_ms
-        timings["publish"] = (published - began) * 1e3
-        timings["end_to_end"] = (self.clock.now().nanoseconds - stamp) / 1e6
-        self.stats.published_frame(stamp, timings)
-
-    def _debug_image(self, prepared: Any, boxes: Any) -> Any:
-        import cv2
-
-        from fusion_node import convert
-        from visualization import draw_boxes_on_camera
-
-        record = prepared.frame.records.get(self.camera)
-        if record is None:
-            return None
-        image = cv2.imdecode(np.frombuffer(record.payload.data, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            return None
-        drawn = draw_boxes_on_camera(np.asarray(image, dtype=np.uint8), boxes, self.rig, self.camera)
-        frame_id = self.rig.sensor(self.camera).frame_id
-        return convert.array_to_image(drawn, "bgr8", frame_id=frame_id, stamp_ns=prepared.stamp_ns)
 
 
 def warm_up(rig: Rig, predictor: Any, encoder: Any = None) -> float:
@@ -562,7 +430,7 @@ def main(args: list[str] | None = None) -> int:
     def publish_diagnostics() -> None:
         array = DiagnosticArray()
         array.header.stamp = node.get_clock().now().to_msg()
-        array.status = diagnostic_statuses(stats, rig, pipeline.sync.stats, slot, params["latency_warn_ms"])
+        array.status = diagnostic_statuses(stats, rig, pipeline.sync.stats, worker.counts, params["latency_warn_ms"])
         diagnostics.publish(array)
 
     node.create_timer(params["diagnostics_period_s"], publish_diagnostics)

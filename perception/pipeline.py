@@ -3,13 +3,13 @@
 :class:`FramePipeline` is what the fusion node, ``fusion eval`` and training-on-bags share:
 
     SensorRecord -> Synchronizer (frames, partial when a sensor is late/missing)
-                 -> wait until odometry covers the frame (sweep end, every record stamp)
+                 -> wait until odometry covers the frame (every firing of the sweep, every record stamp)
                  -> ego motion (lidar de-skew + accumulation, radar to the frame stamp)
                  -> InputEncoder (BEV rasters, images, camera table, presence flags)
                  -> PreparedFrame
 
 Degradation, never a stall: if odometry does not cover a frame within ``odometry_wait_ns``
-of data time after the sweep ends (odometry late or stopped), the frame is prepared without
+of data time after the frame's last firing or stamp (odometry late or stopped), the frame is prepared without
 ego-motion compensation and says so in ``notes``; a sensor the synchronizer reports missing
 is absent from the inputs (presence 0) and listed in ``frame.missing``; a record whose payload
 fails to convert (e.g. an undecodable JPEG) is dropped from the frame with a note. The
@@ -31,6 +31,7 @@ from calibration import Modality, Rig
 from calibration.poses import PoseTrajectory
 from perception.ego_motion import EgoMotionError, OdometryBuffer, SweepAccumulator
 from perception.ego_motion.radar import RadarCompensator
+from perception.ego_motion.lidar import MAX_POINT_TIME_S
 from perception.model.config import ModelConfig
 from perception.model.inputs import Arrays, InputEncoder, decode_image
 from perception.samples import EncodedImage, OdometrySample, PointScan, RangeReading, SensorRecord
@@ -38,6 +39,18 @@ from perception.sync import Frame, SyncConfig, Synchronizer
 
 #: How long (data time, ns) a frame waits for odometry after its sweep ends.
 DEFAULT_ODOMETRY_WAIT_NS = 200_000_000
+
+
+def sweep_time_range_ns(scan: PointScan) -> tuple[int, int] | None:
+    """(earliest, latest) firing time of a lidar sweep, ns after its header stamp, from its
+    finite ``time`` values within the plausible range; None without a usable ``time`` field."""
+    if "time" not in scan.fields:
+        return None
+    times = scan.column("time")
+    times = times[np.isfinite(times) & (np.abs(times) <= MAX_POINT_TIME_S)]
+    if times.size == 0:
+        return None
+    return round(float(times.min()) * 1e9), round(float(times.max()) * 1e9)
 
 
 @dataclass(frozen=True)
@@ -136,8 +149,15 @@ class FramePipeline:
 
     # -- frames ----------------------------------------------------------------------
     def _span(self, frame: Frame[SensorRecord]) -> tuple[int, int]:
+        """[first, last] ns the frame's ego motion needs: every record stamp and every firing
+        time of the lidar sweep (from its ``time`` field, so either stamping convention works:
+        a driver that stamps the sweep's start has times up to +period, one that stamps its
+        end has times down to -period; without the field every point is taken at the stamp)."""
         stamps = [r.stamp_ns for r in frame.records.values()]
-        return min(stamps), max(max(stamps), frame.stamp_ns + self.sweep_ns)
+        first, last = min(stamps), max(stamps)
+        scan = frame.reference.payload
+        reach = (sweep_time_range_ns(scan) if isinstance(scan, PointScan) else None) or (0, 0)
+        return min(first, frame.stamp_ns + reach[0]), max(last, frame.stamp_ns + reach[1])
 
     def _drain(self, *, force: bool) -> list[Frame[SensorRecord]]:
         ready = []

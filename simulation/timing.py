@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calibration import Rig
+from calibration import Modality, Rig
 from simulation.errors import SimConfigError
 
 
@@ -56,12 +56,15 @@ class Capture:
 def schedule(rig: Rig, duration_s: float, timing: TimingConfig, rng: np.random.Generator) -> list[Capture]:
     """Every capture of every rig sensor in [0, duration_s), sorted by capture time.
 
-    The reference sensor (the lidar) starts at a small phase so the first frame is complete.
+    The reference sensor (the lidar) starts at a small phase so the first frame is complete; a
+lidar's capture time is its sweep's end (its header stamp), one period after the sweep began.
     """
     captures: list[Capture] = []
     for sensor in rig.sensors:
         period = 1.0 / sensor.rate_hz
         phase = rng.uniform(0.0, 0.01) if sensor.id == rig.reference_sensor else rng.uniform(0.0, period)
+        if sensor.modality is Modality.LIDAR:  # stamped at its last firing: the first sweep starts >= 0
+            phase += period
         nominal = phase + period * np.arange(int(np.ceil((duration_s - phase) / period)))
         nominal = nominal[nominal < duration_s]
         jitter = rng.normal(0.0, timing.jitter_ms / 1e3, nominal.size)

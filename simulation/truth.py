@@ -1,6 +1,6 @@
 """Ground truth of a simulated sweep: the actors as boxes in base_link, and BEV rasters.
 
-Boxes are taken at the sweep's stamp (its first firing), like nuScenes annotations at the
+Boxes are taken at the sweep's stamp (its last firing), like nuScenes annotations at the
 lidar timestamp. ``num_lidar_points`` counts the sweep's returns that hit the actor.
 Rasters follow perception.bev_grid (rows along +y, columns along +x, base_link).
 """

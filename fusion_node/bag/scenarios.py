@@ -19,7 +19,7 @@ from typing import Any
 from calibration import Rig
 
 #: Bump when the simulator's output changes for the same options (invalidates the cache).
-SIMULATOR_VERSION = 2
+SIMULATOR_VERSION = 3  # 3: lidar sweeps stamped at their last firing
 DEFAULT_ROOT = Path("out/scenarios")
 
 

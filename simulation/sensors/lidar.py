@@ -1,7 +1,9 @@
 """Spinning multi-beam lidar: one sweep per call, with per-point firing time.
 
 The head spins once per period, starting behind the car. Column k of ``n_azimuth`` fires at
-``stamp + k / n_azimuth * period`` from the sensor pose at that instant, so the ego motion
+``stamp - (n_azimuth - 1 - k) / n_azimuth * period`` from the sensor pose at that instant: the
+header stamp is the sweep's last firing, like most lidar drivers stamp (a message cannot exist
+before its sweep is complete), so the ego motion
 during the sweep distorts the cloud exactly as on a real vehicle (points are expressed in the
 sensor frame at their own firing time, not de-skewed). Actors are placed at the time of one
 of ``n_slices`` slices of the sweep (the caster places them once per 5 ms slot).
@@ -91,17 +93,20 @@ class LidarModel:
         for low, high in EGO_BODY:
             ego_body |= _hits_box(origin, base_dirs, low, high)
         self._ego_body = ego_body.ravel()  # per ray: blocked by the ego's own body
-        self._column_time = np.arange(self.n_azimuth) / self.n_azimuth * self.period
-        # Per ray: the centre of its slice of the sweep (seconds after the stamp).
+        # Per column: its firing time, seconds after the stamp (-period < time <= 0).
+        self._column_time = (np.arange(self.n_azimuth) + 1 - self.n_azimuth) / self.n_azimuth * self.period
+        # Per ray: the centre of its slice of the sweep, seconds after the stamp.
         slice_index = np.minimum(np.arange(self.n_azimuth) * self.n_slices // self.n_azimuth, self.n_slices - 1)
-        self._slice_time = np.repeat((slice_index + 0.5) * self.period / self.n_slices, spec.beams)
+        self._slice_time = np.repeat((slice_index + 0.5) * self.period / self.n_slices - self.period, spec.beams)
 
     @property
     def rays_per_sweep(self) -> int:
         return int(self._directions.shape[0] * self._directions.shape[1])
 
     def sweep(self, scenario: Scenario, caster: SceneCaster, t: float, rng: np.random.Generator) -> LidarSweep:
-        """The sweep that starts at time ``t`` seconds (the message stamp)."""
+        """The sweep that ends at time ``t`` seconds, the message stamp: like most lidar
+        drivers (and so that a message can exist at its stamp), the header stamp is the last
+        firing and the points' ``time`` (seconds after it) is in (-period, 0]."""
         n_azimuth, beams = self._directions.shape[:2]
         poses = sensor_poses(scenario, self.sensor, t + self._column_time)  # (n_azimuth, 4, 4)
         world_dirs = self._directions @ poses[:, :3, :3].transpose(0, 2, 1)

@@ -28,7 +28,7 @@ from fusion_node.convert import (
     xyzi_to_pointcloud2,
 )
 from fusion_node.errors import FieldLayoutError, InvalidArrayError, MalformedMessageError
-from fusion_node.fusion_node import PARAMETERS, FrameSlot, LatencyWindow, NodeStats, diagnostic_statuses
+from fusion_node.fusion_node import PARAMETERS, LatencyWindow, NodeStats, diagnostic_statuses
 from fusion_node.output_topics import (
     NODE_NAME,
     OUTPUT_TOPICS,
@@ -39,6 +39,7 @@ from fusion_node.output_topics import (
     points_to_pointcloud2,
     resolve,
 )
+from fusion_node.output_worker import FrameSlot, QueueCounts
 from fusion_node.parameters import validate_values
 from fusion_node.processes import forward_logs, start_child, stop_child
 from perception.ground_truth import Boxes
@@ -130,7 +131,7 @@ def test_diagnostics_report_missing_sensors_rejections_and_latency() -> None:
 
     rig = load_rig(BAG / "rig.yaml")
     sync_stats = Synchronizer(SyncConfig.from_rig(rig)).stats
-    stats, slot = NodeStats(rig.ids, window=10), FrameSlot()
+    stats, slot = NodeStats(rig.ids, window=10), QueueCounts("drop_oldest", 0)
     lidar = SensorRecord("lidar_top", 100, 120, PointScan(("x", "y", "z"), np.zeros((0, 3), np.float32)))
     gone = Missing(MissingReason.LATE, "no stamp within 43 ms of 100 by the deadline")
     frame = Frame(100, lidar, {"lidar_top": lidar}, {"radar_front": gone})

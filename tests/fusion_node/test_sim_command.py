@@ -120,4 +120,4 @@ def test_cached_scenario_is_generated_once(tmp_path: Path, repo: Path) -> None:
     assert other != first
     assert not list(tmp_path.glob("*.partial"))
     with BagReader(first) as reader:
-        assert reader.message_counts["/sensing/lidar/top/points"] == 3
+        assert reader.message_counts["/sensing/lidar/top/points"] == 2  # sweeps ending at 0.1 s and 0.2 s

@@ -70,7 +70,7 @@ def turn(repo) -> Turn:
     assert sim.scenario.actors.sizes.shape[0] == 0
     lidar = [c for c in sim.captures if c.sensor_id == rig.reference_sensor and c.t < 2.8]
     # The pair of successive sweeps during which the ego turns fastest (slowest yaw rate over both).
-    slowest = [np.min(np.abs(sim.scenario.ego.twist(c.t + np.linspace(0.0, 0.2, 21))[1])) for c in lidar[:-1]]
+    slowest = [np.min(np.abs(sim.scenario.ego.twist(c.t + np.linspace(-0.1, 0.1, 21))[1])) for c in lidar[:-1]]
     k = int(np.argmax(slowest))
     captures = (lidar[k], lidar[k + 1])
     assert not any(c.dropped for c in captures)
@@ -90,7 +90,7 @@ def _stats(residual: np.ndarray) -> tuple[float, float]:
 
 
 def test_the_ego_turns_and_drives_during_the_sweep(turn: Turn) -> None:
-    t = turn.captures[1].t + np.linspace(0.0, 0.1, 11)
+    t = turn.captures[1].t + np.linspace(-0.1, 0.0, 11)
     speed, yaw_rate = turn.sim.scenario.ego.twist(t)
     assert np.all(np.abs(yaw_rate) > 0.12)  # > 0.7 deg per sweep: 0.5 m sideways at 40 m
     assert np.all(speed > 7.0)  # > 0.7 m driven per sweep
@@ -100,7 +100,7 @@ def test_the_ego_turns_and_drives_during_the_sweep(turn: Turn) -> None:
 
 def test_deskewed_sweep_matches_the_static_scene(turn: Turn) -> None:
     scan, stamp, t = turn.scans[1], turn.stamps[1], turn.captures[1].t
-    trajectory = turn.exact_trajectory(stamp, stamp + SWEEP_NS)
+    trajectory = turn.exact_trajectory(stamp - SWEEP_NS, stamp)
     deskewed = sweep_to_base(scan, stamp, trajectory, turn.lidar_to_base, source="lidar_top")
     assert deskewed.dropped == 0
     compensated = turn.range_residuals(deskewed.points[:, :3], stamp, t)
@@ -125,8 +125,8 @@ def test_simulated_50hz_odometry_deskews_as_well_as_exact_poses(turn: Turn) -> N
             record = turn.sim.render(capture)
             assert record is not None
             buffer.add(record.payload)  # type: ignore[arg-type]
-    from_odometry = sweep_to_base(scan, stamp, buffer.trajectory(stamp, stamp + SWEEP_NS), turn.lidar_to_base)
-    exact = sweep_to_base(scan, stamp, turn.exact_trajectory(stamp, stamp + SWEEP_NS), turn.lidar_to_base)
+    from_odometry = sweep_to_base(scan, stamp, buffer.trajectory(stamp - SWEEP_NS, stamp), turn.lidar_to_base)
+    exact = sweep_to_base(scan, stamp, turn.exact_trajectory(stamp - SWEEP_NS, stamp), turn.lidar_to_base)
     # SLERP + chord between 20 ms samples of a 0.14 rad/s, 9 m/s motion: well under a millimetre.
     assert np.max(np.abs(from_odometry.points - exact.points)) < 1e-3
     assert _stats(turn.range_residuals(from_odometry.points[:, :3], stamp, t))[1] < 0.05
@@ -136,7 +136,7 @@ def test_previous_sweep_accumulated_into_the_current_frame_matches_the_scene(tur
     """The older sweep, de-skewed at its own stamp and moved to the current frame, lies on the
     scene as seen from the lidar at the current stamp; its time lag is the stamp difference."""
     (old, new), (old_stamp, new_stamp) = turn.scans, turn.stamps
-    trajectory = turn.exact_trajectory(old_stamp, new_stamp + SWEEP_NS)
+    trajectory = turn.exact_trajectory(old_stamp - SWEEP_NS, new_stamp)
     accumulator = SweepAccumulator(2, turn.lidar_to_base, max_age_ns=500 * MS, source="lidar_top")
     accumulator.add(old, old_stamp, trajectory)
     cloud = accumulator.add(new, new_stamp, trajectory)
