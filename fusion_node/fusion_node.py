@@ -218,9 +218,12 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in counts.items() if v) or "none"
 
 
-def diagnostic_statuses(stats: NodeStats, rig: Rig, sync_stats: Any, queues: QueueCounts, warn_ms: float) -> list[Any]:
+def diagnostic_statuses(
+    stats: NodeStats, rig: Rig, sync_stats: Any, queues: QueueCounts, warn_ms: float, discarded_on_reset: int = 0
+) -> list[Any]:
     """The node's DiagnosticStatus list (frames, latency, one per sensor); marks rejections
-    and failures as reported."""
+    and failures as reported. ``discarded_on_reset``: frames the pipeline threw away while
+    they waited for odometry because the clock jumped back."""
     with stats.lock:
         missing = stats.last_missing
         missing_text = "; ".join(f"{sid} ({m.reason.value}): {m.detail}" for sid, m in sorted(missing.items()))
@@ -256,6 +259,7 @@ def diagnostic_statuses(stats: NodeStats, rig: Rig, sync_stats: Any, queues: Que
                     "sync_frames_forced": sync_stats.frames_forced,
                     "sync_frames_discarded": sync_stats.frames_discarded,
                     "sync_resets": sync_stats.resets,
+                    "frames_discarded_on_reset": discarded_on_reset,
                 },
             )
         ]
@@ -430,7 +434,9 @@ def main(args: list[str] | None = None) -> int:
     def publish_diagnostics() -> None:
         array = DiagnosticArray()
         array.header.stamp = node.get_clock().now().to_msg()
-        array.status = diagnostic_statuses(stats, rig, pipeline.sync.stats, worker.counts, params["latency_warn_ms"])
+        array.status = diagnostic_statuses(
+            stats, rig, pipeline.sync.stats, worker.counts, params["latency_warn_ms"], pipeline.discarded
+        )
         diagnostics.publish(array)
 
     node.create_timer(params["diagnostics_period_s"], publish_diagnostics)

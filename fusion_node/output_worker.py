@@ -202,7 +202,9 @@ class OutputWorker:
         timings = dict(prediction.timings_ms)
         timings["queue_wait"] = queue_wait_ms
         timings["publish"] = (time.perf_counter() - began) * 1e3
-        timings["end_to_end"] = (self.clock.now().nanoseconds - stamp) / 1e6
+        end_to_end = (self.clock.now().nanoseconds - stamp) / 1e6
+        if end_to_end >= 0:  # negative: the clock jumped back while the frame was in flight
+            timings["end_to_end"] = end_to_end
         self.stats.published_frame(stamp, timings)
         self.visual_slot.put(_Inferred(prepared, prediction))
 
@@ -231,12 +233,11 @@ class OutputWorker:
                 messages["debug_image"] = image
         for key, msg in messages.items():
             self.publishers[key].publish(msg)
-        self.stats.visualized_frame(
-            {
-                "visual_publish": (time.perf_counter() - began) * 1e3,
-                "visual_end_to_end": (self.clock.now().nanoseconds - stamp) / 1e6,
-            }
-        )
+        timings = {"visual_publish": (time.perf_counter() - began) * 1e3}
+        end_to_end = (self.clock.now().nanoseconds - stamp) / 1e6
+        if end_to_end >= 0:
+            timings["visual_end_to_end"] = end_to_end
+        self.stats.visualized_frame(timings)
 
     def _debug_image(self, prepared: Any, boxes: Any) -> Any:
         import cv2

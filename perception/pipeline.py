@@ -30,14 +30,14 @@ from numpy.typing import NDArray
 from calibration import Modality, Rig
 from calibration.poses import PoseTrajectory
 from perception.ego_motion import EgoMotionError, OdometryBuffer, SweepAccumulator
-from perception.ego_motion.radar import RadarCompensator
 from perception.ego_motion.lidar import MAX_POINT_TIME_S
+from perception.ego_motion.radar import RadarCompensator
 from perception.model.config import ModelConfig
 from perception.model.inputs import Arrays, InputEncoder, decode_image
 from perception.samples import EncodedImage, OdometrySample, PointScan, RangeReading, SensorRecord
 from perception.sync import Frame, SyncConfig, Synchronizer
 
-#: How long (data time, ns) a frame waits for odometry after its sweep ends.
+#: How long (data time, ns) a frame waits for odometry after its last firing or stamp.
 DEFAULT_ODOMETRY_WAIT_NS = 200_000_000
 
 
@@ -117,6 +117,8 @@ class FramePipeline:
         #: stay those of the full rig, the network sees the sensors as missing).
         self.drop = drop
         self._waiting: deque[Frame[SensorRecord]] = deque()
+        #: Frames thrown away while waiting for odometry because the clock jumped back.
+        self.discarded = 0
         self._newest_ns = 0
         self._odometry_lock = threading.Lock()
 
@@ -133,13 +135,22 @@ class FramePipeline:
         """The light half of :meth:`push` (synchronization and the odometry wait): frames
         ready for :meth:`prepare`, which may run on another thread (one at a time, in order;
         skipping frames is fine: the sweep history tolerates gaps)."""
-        self._newest_ns = max(self._newest_ns, record.stamp_ns)
         if record.sensor_id == self.odometry_id:
             if isinstance(record.payload, OdometrySample):
                 with self._odometry_lock:
                     self.odometry.add(record.payload)
         else:
-            self._waiting.extend(self.sync.push(record))
+            resets = self.sync.resets
+            frames = self.sync.push(record)
+            if self.sync.resets != resets:
+                # The clock jumped back (a looped bag, a restarted driver): frames of the old
+                # epoch waiting for odometry can never be covered now; like the synchronizer,
+                # throw them away rather than block every later frame behind them.
+                self.discarded += len(self._waiting)
+                self._waiting.clear()
+                self._newest_ns = record.stamp_ns
+            self._waiting.extend(frames)
+        self._newest_ns = max(self._newest_ns, record.stamp_ns)
         return self._drain(force=False)
 
     def flush_frames(self) -> list[Frame[SensorRecord]]:

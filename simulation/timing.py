@@ -57,7 +57,7 @@ def schedule(rig: Rig, duration_s: float, timing: TimingConfig, rng: np.random.G
     """Every capture of every rig sensor in [0, duration_s), sorted by capture time.
 
     The reference sensor (the lidar) starts at a small phase so the first frame is complete; a
-lidar's capture time is its sweep's end (its header stamp), one period after the sweep began.
+    lidar's capture time is its sweep's end (its header stamp), one period after the sweep began.
     """
     captures: list[Capture] = []
     for sensor in rig.sensors:

@@ -21,6 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", default="torch", help="inference backend: torch | onnxruntime | tensorrt (default torch)"
     )
+    parser.add_argument(
+        "--precision",
+        default=None,
+        choices=["fp32", "fp16"],
+        help="onnxruntime: fp32 (default) or fp16 (the bundle's model_fp16.onnx, from fusion export --fp16); "
+        "tensorrt: engine precision (default fp16); torch: not taken",
+    )
     parser.add_argument("--drop", default="", help="comma-separated groups or sensor ids to treat as missing")
     parser.add_argument("--json", default=None, help="write the metrics as JSON to this file")
     parser.add_argument("--markdown", default=None, help="write the Markdown table to this file")
@@ -37,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from perception.errors import PerceptionError
 
     try:
-        predictor = Predictor(load_backend(args.backend, args.weights, threads=args.threads))
+        options = {"threads": args.threads} | ({"precision": args.precision} if args.precision else {})
+        predictor = Predictor(load_backend(args.backend, args.weights, **options))
         with tqdm(disable=args.quiet, unit="frame", desc="eval") as bar:
             result = evaluate_bags(args.bags, predictor, drop=args.drop, progress=bar)
     except (EvalInputError, PerceptionError, CalibrationError, FileNotFoundError) as exc:
@@ -47,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         "bags": [str(b) for b in args.bags],
         "weights": str(args.weights),
         "backend": args.backend,
+        "precision": getattr(predictor.backend, "precision", "fp32"),
         "dropped": list(result.dropped),
         "frames_without_truth": result.frames_without_truth,
         "skipped_messages": len(result.skipped_messages),

@@ -4,6 +4,11 @@ The bundle (perception.backends.bundle) is what the node and ``fusion eval --bac
 onnxruntime|tensorrt`` load. The camera lookup tables are runtime inputs, so one bundle serves
 any calibration of the same camera set; the manifest records the geometry hash of the rig
 given here for reference.
+
+``--fp16`` adds ``model_fp16.onnx``, an FP16 copy of the graph with the same float32 interface
+(perception.backends.fp16), listed with its checksum in the manifest: ``fusion eval --backend
+onnxruntime --precision fp16`` runs it to measure FP16 accuracy. TensorRT does not need it (it
+builds FP16 engines from model.onnx; ``--precision`` with ``--build-only``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="build (or reuse) the TensorRT engine of an existing bundle and exit (see docs/TENSORRT.md)",
     )
-    parser.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"], help="engine precision")
+    parser.add_argument(
+        "--fp16",
+        action="store_true",
+        help="also write model_fp16.onnx, an FP16 copy of the graph for ONNX Runtime (fusion eval --precision fp16)",
+    )
+    parser.add_argument(
+        "--precision", default="fp16", choices=["fp32", "fp16", "int8"], help="engine precision (with --build-only)"
+    )
     parser.add_argument("--workspace-mb", type=int, default=2048, help="TensorRT workspace limit, MiB")
     parser.add_argument("--cache-dir", default="~/.cache/fusion_runtime/engines", help="engine cache folder")
     parser.add_argument("--calibration", default=None, help="INT8 calibration set (folder or manifest)")
@@ -39,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     from perception.training.trainer import load_trained
 
     if args.build_only:
+        if args.fp16:
+            print("error: --fp16 writes a new bundle; with --build-only use --precision fp16", file=sys.stderr)
+            return 2
         return _build_only(args)
     if args.out is None:
         print("error: --out is required to export a bundle", file=sys.stderr)
@@ -47,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         model, _ = load_trained(args.checkpoint)
         rig = load_rig(Path(args.rig) if args.rig else default_rig_path())
         geometry = InputEncoder(rig, model.config).table.geometry_hash()
-        bundle = export_bundle(args.checkpoint, args.out, geometry_hash=geometry, data_hash=args.data_hash)
+        bundle = export_bundle(
+            args.checkpoint, args.out, geometry_hash=geometry, data_hash=args.data_hash, fp16=args.fp16
+        )
     except (BundleError, PerceptionError, CalibrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

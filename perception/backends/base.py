@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -40,16 +41,31 @@ class Backend(Protocol):
         ...
 
 
+def backend_options(factory: Any) -> list[str]:
+    """The keyword options a backend factory takes (``threads``, ``precision``, ...)."""
+    parameters = inspect.signature(factory).parameters.values()
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
 def load_backend(name: str, path: str | Path, **options: Any) -> Backend:
-    """The backend registered as ``name``, loaded from ``path`` (checkpoint or bundle)."""
+    """The backend registered as ``name``, loaded from ``path`` (checkpoint or bundle).
+
+    ``options`` go to the backend's factory; one it does not take is refused by name (e.g.
+    ``precision`` is an option of ``onnxruntime`` ("fp32" or "fp16", the bundle's FP16 copy)
+    and ``tensorrt``, not of ``torch``)."""
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; known: {sorted(BACKENDS)}")
-    module, factory = BACKENDS[name].split(":")
+    module, factory_name = BACKENDS[name].split(":")
     try:
         loaded = importlib.import_module(module)
     except ImportError as exc:
         raise BackendError(f"backend {name!r} is not available here: {exc}") from exc
-    backend: Backend = getattr(loaded, factory)(path, **options)
+    factory = getattr(loaded, factory_name)
+    known = backend_options(factory)
+    for key, value in options.items():
+        if key not in known:
+            raise BackendError(f"backend {name!r} takes no option {key}={value!r}; its options: {known}")
+    backend: Backend = factory(path, **options)
     return backend
 
 

@@ -2,11 +2,14 @@
 
 A bundle is a directory written by ``fusion export`` (:func:`export_bundle`)::
 
-    model.onnx      opset >= 17, static shapes, batch 1; inputs / outputs as in the manifest
-    weights.pt      the same network's weights (weights-only torch file) for the torch backend
-    manifest.json   bundle_version, created, model_config, inputs / outputs (name, shape,
-                    dtype), grid and output_grid, classes, camera_ids, camera_lookup, training
-                    (checkpoint step, data hash), files (sha256 of model.onnx and weights.pt)
+    model.onnx       opset >= 17, static shapes, batch 1; inputs / outputs as in the manifest
+    weights.pt       the same network's weights (weights-only torch file) for the torch backend
+    model_fp16.onnx  optional (``fusion export --fp16``): an FP16 copy of model.onnx with the
+                     same float32 interface (perception.backends.fp16), for ONNX Runtime
+    manifest.json    bundle_version, created, model_config, inputs / outputs (name, shape,
+                     dtype), grid and output_grid, classes, camera_ids, camera_lookup, training
+                     (checkpoint step, data hash), files (sha256 of model.onnx, weights.pt and
+                     model_fp16.onnx when present), fp16 (the converter, when present)
 
 The camera lookup tables are **runtime inputs** (``lut_index``, ``lut_camera``), not weights
 or constants: a calibration update changes the tables the node builds from the rig, never the
@@ -15,13 +18,16 @@ geometry hash of the rig used at export (for information; the node rebuilds the 
 its own rig and checks only the shape).
 
 :func:`load_bundle` refuses a bundle whose manifest is missing or malformed, whose version is
-unknown, or whose files do not match their checksums, naming the file and the field. Nothing is
+unknown, or whose files do not match their checksums, naming the file and the field. A
+``model_fp16.onnx`` is verified like ``model.onnx`` when the manifest lists it; one that is in
+the directory but not in the manifest is refused. Bundles without it stay valid. Nothing is
 unpickled: the manifest is JSON and weights load with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +46,8 @@ BUNDLE_VERSION: Final = 1
 MANIFEST: Final = "manifest.json"
 ONNX_FILE: Final = "model.onnx"
 WEIGHTS_FILE: Final = "weights.pt"
+#: Optional FP16 copy of ONNX_FILE (perception.backends.fp16).
+FP16_FILE: Final = "model_fp16.onnx"
 #: ONNX opset of the exported graph (TensorRT 10 parses 9..20; 17 has every operator used).
 OPSET: Final = 17
 
@@ -62,6 +70,11 @@ class Bundle:
     @property
     def weights_path(self) -> Path:
         return self.path / WEIGHTS_FILE
+
+    @property
+    def fp16_path(self) -> Path | None:
+        """The FP16 copy of the graph, or None when the bundle was exported without one."""
+        return self.path / FP16_FILE if FP16_FILE in self.manifest["files"] else None
 
     @property
     def checksum(self) -> str:
@@ -107,7 +120,12 @@ def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
     if tuple(classes) != CLASSES:
         raise BundleError(f"{where}: field 'classes' {classes} differs from this runtime's {list(CLASSES)}")
     files = _require(manifest, "files", dict, where)
-    for name in (ONNX_FILE, WEIGHTS_FILE):
+    if (path / FP16_FILE).is_file() and FP16_FILE not in files:
+        raise BundleError(
+            f"{path / FP16_FILE}: in the bundle, but field 'files' of {where} has no checksum for it "
+            "(added after export?); re-export the bundle with `fusion export --fp16`"
+        )
+    for name in (ONNX_FILE, WEIGHTS_FILE, *([FP16_FILE] if FP16_FILE in files else [])):
         if name not in files:
             raise BundleError(f"{where}: field 'files' has no checksum for {name}")
         if not (path / name).is_file():
@@ -169,9 +187,12 @@ def example_inputs(config: ModelConfig, seed: int = 0) -> dict[str, NDArray[Any]
     return arrays
 
 
-def export_bundle(checkpoint: str | Path, out: str | Path, *, geometry_hash: str = "", data_hash: str = "") -> Bundle:
+def export_bundle(
+    checkpoint: str | Path, out: str | Path, *, geometry_hash: str = "", data_hash: str = "", fp16: bool = False
+) -> Bundle:
     """Write a bundle from a checkpoint: ONNX (opset :data:`OPSET`, static shapes), weights,
-    manifest. ``out`` must not exist (a bundle is never overwritten in place)."""
+    manifest, and with ``fp16`` an FP16 copy of the graph (:data:`FP16_FILE`). ``out`` must not
+    exist (a bundle is never overwritten in place)."""
     import torch
 
     from perception.model.network import INPUT_NAMES, OUTPUT_NAMES
@@ -198,6 +219,20 @@ def export_bundle(checkpoint: str | Path, out: str | Path, *, geometry_hash: str
             dynamo=False,
             do_constant_folding=True,
         )
+    files = [ONNX_FILE, WEIGHTS_FILE]
+    extra: dict[str, Any] = {}
+    if fp16:
+        import onnxruntime
+
+        from perception.backends.fp16 import CONVERTER, to_fp16
+
+        try:
+            to_fp16(temporary / ONNX_FILE, temporary / FP16_FILE)
+        except BundleError:
+            shutil.rmtree(temporary)  # no half-written bundle left to block the next export
+            raise
+        files.append(FP16_FILE)
+        extra["fp16"] = {"file": FP16_FILE, "from": ONNX_FILE, "converter": f"{CONVERTER} {onnxruntime.__version__}"}
     source = load_checkpoint(checkpoint)
     save_checkpoint(
         temporary / WEIGHTS_FILE,
@@ -221,7 +256,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, *, geometry_hash: str
             "geometry_hash_at_export": geometry_hash,
         },
         "training": {"checkpoint": str(checkpoint), "step": int(source.get("step", 0)), "data_hash": data_hash},
-        "files": {name: file_sha256(temporary / name) for name in (ONNX_FILE, WEIGHTS_FILE)},
+        "files": {name: file_sha256(temporary / name) for name in files},
+        **extra,
     }
     (temporary / MANIFEST).write_text(json.dumps(manifest, indent=2))
     temporary.rename(out)

@@ -298,6 +298,11 @@ class Synchronizer(Generic[R]):
             detail += f"; newest {lane.newest} is {_ms(target - lane.newest)} before the target"
         return Missing(MissingReason.LATE, detail)
 
+    @property
+    def resets(self) -> int:
+        """Times the clock jumped back and everything pending was thrown away."""
+        return self._resets
+
     def _reset(self) -> None:
         self._resets += 1
         self._discarded += len(self._ref.stamps)

@@ -41,7 +41,7 @@ def test_eval_writes_the_required_json(weights: Path, tmp_path: Path) -> None:
         assert key in metrics
     assert set(metrics["segmentation"]) == {"drivable_iou", "occupancy_iou"}
     assert {"AP", "ATE", "ASE", "AOE", "AVE"} <= set(metrics["per_class"]["car"])
-    assert metrics["frames"] == 40
+    assert metrics["frames"] == 39
     assert "cam_back" in metrics["dropped"]
     assert "radar_front" in metrics["dropped"]
     assert "| car |" in result.stdout

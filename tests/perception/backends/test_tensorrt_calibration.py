@@ -40,7 +40,7 @@ def rig():
 @pytest.fixture(scope="module")
 def shards(rig, tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("shards") / "seed_5"
-    simulator = Simulator(rig, SimConfig(scenario=ScenarioConfig(seed=5, duration_s=0.5)))
+    simulator = Simulator(rig, SimConfig(scenario=ScenarioConfig(seed=5, duration_s=0.6)))
     write_shards(directory, simulator, frames_per_shard=3)  # 5 frames in 2 shards
     return directory
 
