@@ -78,6 +78,14 @@ PARAMETERS: Final = (
         minimum=0.0,
         maximum=5000.0,
     ),
+    ParameterSpec(
+        "odometry_extrapolation_ms",
+        float,
+        25.0,
+        "how far the newest odometry may fall short of a frame's last firing (poses extrapolated)",
+        minimum=0.0,
+        maximum=50.0,
+    ),
     ParameterSpec("diagnostics_period_s", float, 1.0, "period of /diagnostics, seconds", minimum=0.05, maximum=10.0),
     ParameterSpec("latency_window", int, 100, "frames in the latency percentiles", minimum=10, maximum=10000),
     ParameterSpec("latency_warn_ms", float, 150.0, "end-to-end p95 above this is a WARN", minimum=1.0, maximum=60000.0),
@@ -359,7 +367,12 @@ def _load(node: Any, params: dict[str, Any]) -> tuple[Rig, Any, Any]:
         ) from exc
     predictor = Predictor(backend, DecodeConfig(score_threshold=params["score_threshold"], top_k=params["max_objects"]))
     try:
-        pipeline = FramePipeline(rig, predictor.config, odometry_wait_ns=round(params["odometry_wait_ms"] * 1e6))
+        pipeline = FramePipeline(
+            rig,
+            predictor.config,
+            odometry_wait_ns=round(params["odometry_wait_ms"] * 1e6),
+            odometry_extrapolation_ns=round(params["odometry_extrapolation_ms"] * 1e6),
+        )
         if params["warmup"]:
             node.get_logger().info(f"warm-up frame done in {warm_up(rig, predictor, pipeline.encoder):.2f} s")
     except Exception as exc:  # start-up boundary: say which inputs do not fit together

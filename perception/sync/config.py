@@ -41,6 +41,9 @@ def _int(value: object, name: str, where: str, minimum: int | None) -> int:
 
 #: Default slack on top of half a sensor period in each tolerance (trigger jitter), ns.
 DEFAULT_TOLERANCE_MARGIN_NS = 5_000_000
+#: Default shortfall of a sensor's shortest message interval against its nominal period, ns:
+#: the timing jitter of consecutive stamps (sim: 0.5 ms Gaussian; free-running cameras: ~1 ms).
+DEFAULT_PERIOD_JITTER_NS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class SensorSync:
         deadline_ns: longest wait after the frame stamp, on the synchronizer's clock, before
             the frame goes out without this sensor (>= 0).
         queue_size: most messages of this sensor held at once (>= 1); the oldest is dropped.
+        min_period_ns: the shortest interval between two of its messages (>= 0; 0: unknown).
+            A held message stamped less than half of it before the target cannot be beaten by
+            the next one, so the frame takes it without waiting for a message past the target.
         source: where the values came from (a rig file), for error messages.
     """
 
@@ -65,6 +71,7 @@ class SensorSync:
     tolerance_ns: int
     deadline_ns: int
     queue_size: int = DEFAULT_QUEUE_SIZE
+    min_period_ns: int = 0
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -81,6 +88,7 @@ class SensorSync:
         _int(self.tolerance_ns, "tolerance_ns", where, 0)
         _int(self.deadline_ns, "deadline_ns", where, 0)
         _int(self.queue_size, "queue_size", where, 1)
+        _int(self.min_period_ns, "min_period_ns", where, 0)
 
 
 def _from(source: str) -> str:
@@ -163,6 +171,7 @@ class SyncConfig:
         clock: Clock = "data",
         margin_ns: int = DEFAULT_MARGIN_NS,
         tolerance_margin_ns: int = DEFAULT_TOLERANCE_MARGIN_NS,
+        period_jitter_ns: int = DEFAULT_PERIOD_JITTER_NS,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         max_pending: int = DEFAULT_MAX_PENDING,
         jump_back_ns: int = DEFAULT_JUMP_BACK_NS,
@@ -180,15 +189,19 @@ class SyncConfig:
                 alone leaves no room for trigger jitter when a sensor's phase sits half a
                 period from the reference (measured on the sample bag: 22 % partial frames
                 with 0, 7.5 % with 2 ms).
+            period_jitter_ns: how much shorter than its period two consecutive stamps of a
+                sensor may be apart (>= 0, default 1 ms); sets ``min_period_ns``.
             queue_size: per-sensor queue length (>= 1).
 
         Per sensor: ``offset_ns = reference.time_offset_ns - sensor.time_offset_ns`` (the stamp
         the sensor gives the reference's capture instant), ``tolerance_ns`` = half its period +
-        ``tolerance_margin_ns``, ``deadline_ns = latency + period + max(offset, 0) + margin_ns``.
+        ``tolerance_margin_ns``, ``deadline_ns = latency + period + max(offset, 0) + margin_ns``,
+        ``min_period_ns`` = period - 2 x ``period_jitter_ns``.
         """
         where = f"sync config{_from(rig.source)}"
         _int(margin_ns, "margin_ns", where, 0)
         _int(tolerance_margin_ns, "tolerance_margin_ns", where, 0)
+        _int(period_jitter_ns, "period_jitter_ns", where, 0)
         reference = rig.reference_sensor if reference is None else reference
         if reference not in rig.ids:
             raise SyncError(
@@ -214,6 +227,7 @@ class SyncConfig:
                     tolerance_ns=sensor.period_ns // 2 + tolerance_margin_ns,
                     deadline_ns=sensor.latency_ns + sensor.period_ns + max(offset, 0) + margin_ns,
                     queue_size=queue_size,
+                    min_period_ns=max(sensor.period_ns - 2 * period_jitter_ns, 0),
                     source=rig.source,
                 )
             )

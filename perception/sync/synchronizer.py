@@ -12,8 +12,11 @@ Rules (times are int nanoseconds; "target" = frame stamp + the sensor's ``offset
   emitted strictly in reference-stamp order, so each takes its pick before the next.
 * Emission: as soon as no better match can arrive for any sensor, i.e. the sensor has sent a
   stamp at or past the target (stamps of one sensor arrive in order, so nothing closer can
-  follow), or its deadline (frame stamp + ``deadline_ns``) has passed on the clock. Then the
-  frame goes out with what is held; the rest are :class:`~perception.sync.frames.Missing`.
+  follow), or it holds a message stamped less than half its ``min_period_ns`` before the
+  target (its next message comes at least a period later, so it is no closer: the frame need
+  not wait one more sensor period for it), or its deadline (frame stamp + ``deadline_ns``) has
+  passed on the clock. Then the frame goes out with what is held; the rest are
+  :class:`~perception.sync.frames.Missing`.
 * Clock: ``clock="data"``: the newest stamp pushed (bags, sim time); ``clock="arrival"``: the
   record's ``receive_ns`` (or ``now_ns`` when given; call :meth:`Synchronizer.poll` from a
   timer so frames go out while nothing arrives). The clock never runs backwards except at a reset.
@@ -58,6 +61,7 @@ class _Lane(Generic[R]):
     __slots__ = (
         "counters",
         "deadline",
+        "half_period",
         "horizon",
         "index",
         "last_used",
@@ -71,13 +75,23 @@ class _Lane(Generic[R]):
         "tolerance",
     )
 
-    def __init__(self, index: int, sensor_id: str, offset: int, tolerance: int, deadline: int, queue_size: int):
+    def __init__(
+        self,
+        index: int,
+        sensor_id: str,
+        offset: int,
+        tolerance: int,
+        deadline: int,
+        queue_size: int,
+        min_period: int = 0,
+    ):
         self.index = index
         self.sensor_id = sensor_id
         self.offset = offset
         self.tolerance = tolerance
         self.deadline = deadline
         self.queue_size = queue_size
+        self.half_period = min_period // 2
         self.stamps: list[int] = []
         self.records: list[R] = []
         self.counters = SensorCounters()
@@ -90,6 +104,13 @@ class _Lane(Generic[R]):
         self.newest = -1  # newest stamp of this epoch
         self.horizon = -1  # end of the last emitted frame's window: older stamps are done
         self.last_used = -1  # stamp of the last message used in a frame
+
+    def decided(self, target: int) -> bool:
+        """No message still to come can match ``target`` better than what this lane has: it
+        has a stamp at or past the target, or holds one within half a period before it."""
+        if self.newest >= target:
+            return True
+        return self.half_period > 0 and bool(self.stamps) and target - self.stamps[-1] <= self.half_period
 
     def drop_through(self, stamp: int, reason: DropReason) -> None:
         """Drop every held message stamped at or before ``stamp``."""
@@ -123,7 +144,7 @@ class Synchronizer(Generic[R]):
         self.config = config
         self._ref: _Lane[R] = _Lane(-1, config.reference, 0, 0, 0, config.max_pending)
         self._others: list[_Lane[R]] = [
-            _Lane(i, s.sensor_id, s.offset_ns, s.tolerance_ns, s.deadline_ns, s.queue_size)
+            _Lane(i, s.sensor_id, s.offset_ns, s.tolerance_ns, s.deadline_ns, s.queue_size, s.min_period_ns)
             for i, s in enumerate(config.sensors)
         ]
         self._lanes: dict[str, _Lane[R]] = {lane.sensor_id: lane for lane in (self._ref, *self._others)}
@@ -208,7 +229,7 @@ class Synchronizer(Generic[R]):
                 del stamps[0]
                 del lane.records[0]
                 counters.dropped[_OVERFLOW] += 1
-            if self._head is not None and stamp >= self._head + lane.offset:
+            if self._head is not None and lane.decided(self._head + lane.offset):
                 self._undecided.discard(lane.index)
 
     # -- frames ----------------------------------------------------------------------
@@ -217,7 +238,7 @@ class Synchronizer(Generic[R]):
             self._head, self._undecided, self._next_deadline = None, set(), _NEVER
             return
         head = self._head = self._ref.stamps[0]
-        self._undecided = {lane.index for lane in self._others if lane.newest < head + lane.offset}
+        self._undecided = {lane.index for lane in self._others if not lane.decided(head + lane.offset)}
         self._next_deadline = min((head + self._others[i].deadline for i in self._undecided), default=_NEVER)
 
     def _advance(self) -> list[Frame[R]]:

@@ -63,6 +63,29 @@ def test_without_odometry_frames_still_come_and_say_so(rig, records, encoder) ->
     assert all(any("not ego-motion compensated" in n for n in f.notes) for f in frames)
 
 
+@pytest.mark.parametrize(("slack_ms", "released_at_once"), [(5, True), (-5, False)])
+def test_odometry_just_short_of_the_frame_is_extrapolated(rig, records, encoder, slack_ms, released_at_once) -> None:
+    """Odometry that stops short of the last instant a frame needs (its sweep's last firing or
+    a radar stamp): within the allowed extrapolation the frame is prepared as soon as it is
+    complete; beyond it, it waits until the odometry wait runs out (200 ms of newer data)."""
+    reference = FramePipeline(rig, encoder.config, encoder=encoder)
+    frames = [frame for record in records for frame in reference.collect(record)]
+    frame = frames[10]
+    _, end = reference._span(frame)
+    played = [r for r in records if r.sensor_id != "odometry" or r.stamp_ns <= end - 10_000_000]
+    short = end - max(r.stamp_ns for r in played if r.sensor_id == "odometry")
+    allowed = short + slack_ms * 1_000_000
+    pipeline = FramePipeline(rig, encoder.config, encoder=encoder, odometry_extrapolation_ns=allowed)
+    newest = 0
+    for record in played:
+        newest = max(newest, record.stamp_ns)
+        if any(f.stamp_ns == frame.stamp_ns for f in pipeline.collect(record)):
+            break
+    assert (newest - end < 150_000_000) is released_at_once, (newest - end) / 1e6
+    with pytest.raises(ValueError, match="odometry_extrapolation_ns must be in"):
+        FramePipeline(rig, encoder.config, encoder=encoder, odometry_extrapolation_ns=60_000_000)
+
+
 @pytest.mark.parametrize("odometry_ends_early_s", [None, 0.15])
 def test_a_looped_bag_keeps_yielding_frames(rig, records, encoder, odometry_ends_early_s) -> None:
     """The clock jumps back at every loop. Frames of the old pass still waiting for odometry

@@ -38,6 +38,24 @@ def test_complete_frame_goes_out_as_soon_as_every_sensor_is_decided() -> None:
     assert sync.now_ns == at(190)
 
 
+def test_a_known_period_decides_a_sensor_without_its_next_message() -> None:
+    """A camera with an 80 ms minimum period holding a message 30 ms before the target: its
+    next one comes at 50 ms after the target or later, no closer, so the frame goes out at
+    once. 45 ms before the target is more than half a period: the next one may be closer."""
+    config = small_config()
+    cam, radar = config.sensors
+    periodic = dataclasses.replace(config, sensors=(dataclasses.replace(cam, min_period_ns=80 * MS), radar))
+    sync = Synchronizer(periodic)
+    frames = push_all(sync, [record("cam", 70), record("radar", 104), record("lidar", 100)])
+    assert [chosen(f) for f in frames] == [{"lidar": 100, "cam": 70, "radar": 104}]
+    assert push_all(sync, [record("cam", 155), record("radar", 201), record("lidar", 200)]) == []  # 45 ms before
+    frames = sync.push(record("cam", 235, receive_ms=240))
+    assert [chosen(f) for f in frames] == [{"lidar": 200, "cam": 235, "radar": 201}]
+    # without the period the same messages wait for a camera stamp past the target
+    sync = Synchronizer(config)
+    assert push_all(sync, [record("cam", 70), record("radar", 104), record("lidar", 100)]) == []
+
+
 def test_late_camera_gives_one_partial_frame_then_no_stall() -> None:
     sync = Synchronizer(small_config())
     frames = push_all(sync, [record("lidar", 0), record("cam", 1), record("radar", 2)])
