@@ -28,7 +28,7 @@ def _sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
 
 
 def _local_maxima(scores: NDArray[np.float32]) -> NDArray[np.bool_]:
-    """(K, H, W) -> True where a cell is >= its 8 neighbours (per class)."""
+    """(K, H, W) -> True where a cell is >= its 8 neighbours (per class); any monotonic score."""
     padded = np.pad(scores, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
     height, width = scores.shape[1:]
     peak = np.ones(scores.shape, dtype=bool)
@@ -43,13 +43,19 @@ def _local_maxima(scores: NDArray[np.float32]) -> NDArray[np.bool_]:
 def decode_detections(
     heatmap: NDArray[np.float32], regression: NDArray[np.float32], grid: BevGrid, config: DecodeConfig = DecodeConfig()
 ) -> Boxes:
-    """One frame: heatmap (K, H, W) logits, regression (10, H, W) on ``grid`` -> Boxes with scores."""
-    scores = _sigmoid(np.asarray(heatmap, dtype=np.float32))
-    candidates = np.where(_local_maxima(scores), scores, 0.0).reshape(-1)
+    """One frame: heatmap (K, H, W) logits, regression (10, H, W) on ``grid`` -> Boxes with scores.
+
+    Peaks and the top k are found on the logits (the sigmoid is monotonic, and in float32 it
+    saturates to 1.0 where logits still differ); only the chosen peaks are turned into scores."""
+    logits = np.asarray(heatmap, dtype=np.float32)
+    candidates = np.where(_local_maxima(logits), logits, -np.inf).reshape(-1)
     k = min(config.top_k, candidates.size)
     top = np.argpartition(-candidates, k - 1)[:k]
-    top = top[candidates[top] >= config.score_threshold]
-    top = top[np.argsort(-candidates[top], kind="stable")]
+    scores = _sigmoid(candidates[top])
+    keep = scores >= config.score_threshold
+    top, scores = top[keep], scores[keep]
+    order = np.argsort(-candidates[top], kind="stable")
+    top, scores = top[order], scores[order]
     height, width = heatmap.shape[1:]
     label, cell = np.divmod(top, height * width)
     row, col = np.divmod(cell, width)
@@ -63,10 +69,14 @@ def decode_detections(
         yaws=np.arctan2(values[6], values[7]),
         velocities=values[8:10].T,
         labels=label,
-        scores=candidates[top].astype(np.float32),
+        scores=scores.astype(np.float32),
     )
 
 
 def decode_segmentation(logits: NDArray[np.float32], threshold: float = 0.5) -> NDArray[np.uint8]:
-    """(2, ny, nx) logits -> (2, ny, nx) uint8 {0, 1}: drivable, occupancy."""
-    return (_sigmoid(np.asarray(logits, dtype=np.float32)) >= threshold).astype(np.uint8)
+    """(2, ny, nx) logits -> (2, ny, nx) uint8 {0, 1}: drivable, occupancy (sigmoid >= threshold,
+    compared as logit >= log(threshold / (1 - threshold)), with no exponential per cell)."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"segmentation threshold must be in (0, 1), got {threshold!r}")
+    cut = np.float32(np.log(threshold / (1.0 - threshold)))
+    return (np.asarray(logits, dtype=np.float32) >= cut).astype(np.uint8)
