@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="onnxruntime", help="torch | onnxruntime | tensorrt (default onnxruntime)")
     parser.add_argument("--out", default="out/demo", help="output folder (replaced)")
     parser.add_argument("--rate", type=float, default=1.0, help="replay rate (default 1: real time)")
+    parser.add_argument("--threads", type=int, default=2, help="inference threads of the node (default 2)")
 
 
 def _cli(*args: str) -> list[str]:
@@ -125,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     recorded = out / "outputs"
     node = start_child(
         [sys.executable, "-m", "fusion_node.fusion_node", "--ros-args", "-p", f"weights:={weights}",
-         "-p", f"backend:={args.backend}", "-p", "qos:=reliable", "-p", f"rig_path:={bag / 'rig.yaml'}",
+         "-p", f"backend:={args.backend}", "-p", f"threads:={args.threads}", "-p", "qos:=reliable",
+         "-p", f"rig_path:={bag / 'rig.yaml'}",
          "-p", "diagnostics_period_s:=0.5", "-p", "use_sim_time:=true"],
         env=env,
     )  # fmt: skip
@@ -165,6 +167,12 @@ def run(args: argparse.Namespace) -> int:
                 "reliable",
                 "--clock",
                 "200",
+                # the replayer's own publishers must be matched with the node's subscriptions
+                # before the first message, or reliable QoS cannot deliver it (volatile durability)
+                "--wait-for-subscribers",
+                "30",
+                "--topics",
+                *inputs,
                 "--no-keyboard",
                 "--quiet",
             ),

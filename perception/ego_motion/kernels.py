@@ -23,13 +23,14 @@ IN_ORDER, OUT_OF_ORDER, OUT_OF_RANGE = 0, 1, 2
 
 
 def _jit(fn: _F) -> _F:
-    """``numba.njit(cache=True)`` that keeps the function's type for mypy."""
-    return cast(_F, nb.njit(cache=True)(fn))
+    """``numba.njit(cache=True, nogil=True)`` (the node prepares frames beside its executor
+    thread) that keeps the function's type for mypy."""
+    return cast(_F, nb.njit(cache=True, nogil=True)(fn))
 
 
 def _jit_fma(fn: _F) -> _F:
     """:func:`_jit` that lets LLVM fuse multiply-adds (no other fast-math liberties)."""
-    return cast(_F, nb.njit(cache=True, fastmath={"contract"})(fn))
+    return cast(_F, nb.njit(cache=True, nogil=True, fastmath={"contract"})(fn))
 
 
 @_jit
