@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "calib": Subcommand("fusion_node.commands.calib", "calibration: import, overlay, refine, time offset"),
     "train": Subcommand("fusion_node.commands.train", "train the fusion network on simulated shards (resumable)"),
     "eval": Subcommand("fusion_node.commands.eval", "nuScenes-style metrics of a model on bags with ground truth"),
+    "realdata-eval": Subcommand("fusion_node.commands.realdata_eval", "real nuScenes sweep, lidar only: car AP + BEV"),
     "export": Subcommand("fusion_node.commands.export", "checkpoint -> model bundle (ONNX, weights, manifest)"),
     "render": Subcommand("fusion_node.commands.render", "a bag (+ model) -> BEV + camera PNG frames and an MP4"),
     "launch": Subcommand("fusion_node.commands.launch", "start the node graph as supervised processes"),
