@@ -47,6 +47,21 @@ def test_eval_writes_the_required_json(weights: Path, tmp_path: Path) -> None:
     assert "| car |" in result.stdout
 
 
+@pytest.mark.slow
+def test_eval_is_deterministic(weights: Path, tmp_path: Path) -> None:
+    """Two runs on the same bag give the same metrics, to the last bit (only timings differ)."""
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.json"
+        result = _eval(str(BAG), "--weights", str(weights), "--json", str(out))
+        assert result.returncode == 0, result.stderr
+        metrics = json.loads(out.read_text())
+        metrics.pop("latency_ms", None)
+        runs.append(metrics)
+    assert runs[0] == runs[1]
+    assert runs[0]["frames"] == 39
+
+
 def test_unknown_drop_and_missing_ground_truth_are_clear_errors(weights: Path, tmp_path: Path) -> None:
     result = _eval(str(BAG), "--weights", str(weights), "--drop", "sonar")
     assert result.returncode == 2
