@@ -314,23 +314,27 @@ def _sensor_status(stats: NodeStats, sensor: Sensor, synced: Any) -> Any:
 
 
 def warm_up(rig: Rig, predictor: Any, encoder: Any = None) -> float:
-    """Run one synthetic frame (test-pattern messages of every sensor) through a throwaway
-    pipeline and the model, so JIT compilation and first-call allocations do not land on the
-    first real frame. Returns the seconds it took; errors propagate (start-up refuses)."""
+    """Run synthetic frames (test-pattern messages of every sensor), as many as the model
+    accumulates lidar sweeps plus one, through a throwaway pipeline and the model, so JIT
+    compilation, cache loads and first-call allocations (of every accumulation depth) do not
+    land on the first real frames. Returns the seconds it took; errors propagate (start-up
+    refuses)."""
     from fusion_node.sensor_inputs import to_record
     from fusion_node.test_pattern import TestPattern
     from perception.pipeline import FramePipeline
 
     began = time.perf_counter()
     pattern, pipeline = TestPattern(seed=0), FramePipeline(rig, predictor.config, encoder=encoder)
-    stamp = 1_000_000_000
+    first, period = 1_000_000_000, rig.sensor(rig.reference_sensor).period_ns
+    stamps = [first + k * period for k in range(predictor.config.lidar_sweeps + 1)]
     for sensor in rig.of(Modality.ODOMETRY):
-        for k in range(-5, 16):
-            pipeline.push(to_record(sensor, pattern.message(sensor, stamp + k * 20_000_000), stamp + k * 20_000_000))
+        for odometry_stamp in range(first - 5 * 20_000_000, stamps[-1] + 6 * 20_000_000, 20_000_000):
+            pipeline.push(to_record(sensor, pattern.message(sensor, odometry_stamp), odometry_stamp))
     prepared = []
-    for sensor in rig.sensors:
-        if sensor.modality is not Modality.ODOMETRY:
-            prepared += pipeline.push(to_record(sensor, pattern.message(sensor, stamp), stamp))
+    for stamp in stamps:
+        for sensor in rig.sensors:
+            if sensor.modality is not Modality.ODOMETRY:
+                prepared += pipeline.push(to_record(sensor, pattern.message(sensor, stamp), stamp))
     for frame in prepared + pipeline.flush():
         predictor(frame.inputs)
     return time.perf_counter() - began
