@@ -378,7 +378,7 @@ def _load(node: Any, params: dict[str, Any]) -> tuple[Rig, Any, Any]:
             odometry_extrapolation_ns=round(params["odometry_extrapolation_ms"] * 1e6),
         )
         if params["warmup"]:
-            node.get_logger().info(f"warm-up frame done in {warm_up(rig, predictor, pipeline.encoder):.2f} s")
+            node.get_logger().info(f"warm-up frames done in {warm_up(rig, predictor, pipeline.encoder):.2f} s")
     except Exception as exc:  # start-up boundary: say which inputs do not fit together
         raise ParameterError(
             f"the model of 'weights' ({params['weights']!r}) does not run on the rig of 'rig_path' "
