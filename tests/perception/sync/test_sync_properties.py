@@ -8,6 +8,8 @@ straightforward matcher (the benchmark's baseline) on streams without duplicates
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import random
 
 from hypothesis import HealthCheck, given, settings
@@ -141,4 +143,66 @@ def test_same_frames_as_the_linear_scan_matcher(scenario) -> None:
     ]
     assert [{k: m.reason for k, m in f.missing.items()} for f in frames] == [
         {k: m.reason for k, m in f.missing.items()} for f in expected
+    ]
+
+
+@st.composite
+def periodic_scenarios(draw):
+    """Streams whose stamps keep each sensor's period within a known jitter: consecutive stamps
+    are at least ``period - 2 x jitter`` apart (drops only widen the gaps); each sensor's
+    messages arrive in stamp order, interleaved with the other sensors' by random delays."""
+    config, records, _ = draw(scenarios(duplicates=False))
+    rng = random.Random(draw(st.integers(0, 2**32 - 1)))
+    periods, sensors, kept = {}, [], []
+    references = sorted({r.stamp_ns for r in records if r.sensor_id == "ref"})
+    # windows that do not overlap: a message can belong to one frame only, whatever the timing
+    widest = (min((b - a for a, b in itertools.pairwise(references)), default=0) - 1) // 2
+    for sensor in config.sensors:
+        period = draw(st.integers(20, 200))
+        jitter = draw(st.integers(0, period // 10))
+        periods[sensor.sensor_id] = (period, jitter)
+        # Deadlines and queues that never decide a frame, windows that do not overlap: then what
+        # a frame takes must not depend on when it goes out (a sensor past its deadline takes
+        # what it holds at that moment; an overflowing queue evicts by arrival; a frame owns
+        # its whole window, so with overlapping windows an earlier frame's timing matters).
+        sensors.append(
+            dataclasses.replace(
+                sensor,
+                min_period_ns=(period - 2 * jitter) * MS,
+                tolerance_ns=max(0, min(sensor.tolerance_ns, widest)),
+                deadline_ns=10_000 * MS,
+                queue_size=64,
+            )
+        )
+    for item in records:
+        if item.sensor_id == "ref":
+            kept.append(item)
+    for sensor_id, (period, jitter) in periods.items():
+        phase, latency, spread = rng.uniform(0, period), rng.uniform(0, 100), rng.uniform(0, 150)
+        received = 0
+        for k in range(int(DURATION_MS / period)):
+            if rng.random() < 0.1:
+                continue
+            stamp = BASE + round((phase + k * period + rng.uniform(-1, 1) * jitter) * MS)
+            # one sensor's messages arrive in order (the rules assume it), late by any amount
+            received = max(received, stamp + round((latency + rng.uniform(0, spread)) * MS))
+            kept.append(SensorRecord(sensor_id, stamp, received, PAYLOAD))
+    kept.sort(key=lambda r: r.receive_ns)
+    periodic = dataclasses.replace(config, sensors=tuple(sensors), max_pending=1000)
+    plain = dataclasses.replace(periodic, sensors=tuple(dataclasses.replace(s, min_period_ns=0) for s in sensors))
+    return periodic, plain, kept
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(periodic_scenarios())
+def test_a_known_period_changes_when_frames_go_out_never_what_they_hold(scenario) -> None:
+    """Deciding a sensor early (its held message is within half its minimum period before the
+    target) picks exactly the message the plain rule picks after waiting for a later one.
+    (With short deadlines the frames may differ, rightly: going out earlier, a frame leaves out
+    messages of other sensors that arrive after their deadlines.)"""
+    periodic, plain, records = scenario
+    _, early = run(periodic, records, [False] * len(records))
+    _, waited = run(plain, records, [False] * len(records))
+    assert [(f.stamp_ns, {k: id(r) for k, r in f.records.items()}) for f in early] == [
+        (f.stamp_ns, {k: id(r) for k, r in f.records.items()}) for f in waited
     ]
