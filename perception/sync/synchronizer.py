@@ -16,7 +16,9 @@ Rules (times are int nanoseconds; "target" = frame stamp + the sensor's ``offset
   target (its next message comes at least a period later, so it is no closer: the frame need
   not wait one more sensor period for it), or its deadline (frame stamp + ``deadline_ns``) has
   passed on the clock. Then the frame goes out with what is held; the rest are
-  :class:`~perception.sync.frames.Missing`.
+  :class:`~perception.sync.frames.Missing`. The period rule changes when a frame goes out,
+  never what it takes, except through the rules that depend on timing anyway: another
+  sensor's deadline, queue overflow, overlapping windows (a property test checks this).
 * Clock: ``clock="data"``: the newest stamp pushed (bags, sim time); ``clock="arrival"``: the
   record's ``receive_ns`` (or ``now_ns`` when given; call :meth:`Synchronizer.poll` from a
   timer so frames go out while nothing arrives). The clock never runs backwards except at a reset.
