@@ -34,6 +34,9 @@ DEFAULT_MODEL = REPO / "models" / "fusion_sim"
 READY_TIMEOUT_S = 90.0
 RECORDER_TIMEOUT_S = 20.0
 RECORDER_ATTEMPTS = 3
+REPLAY_WAIT_S = 30.0
+#: the replay may take this much longer than the bag at its rate before the demo gives up on it
+REPLAY_MARGIN_S = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
             f"[demo] graph ready after {time.monotonic() - started:.1f} s: replaying {bag.name} at {args.rate}x",
             flush=True,
         )
+        with BagReader(bag) as reader:
+            bag_s = reader.duration_ns / 1e9
+        replay_limit_s = REPLAY_WAIT_S + bag_s / args.rate + REPLAY_MARGIN_S
         replay = subprocess.run(
             _cli(
                 "replay",
@@ -170,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
                 # the replayer's own publishers must be matched with the node's subscriptions
                 # before the first message, or reliable QoS cannot deliver it (volatile durability)
                 "--wait-for-subscribers",
-                "30",
+                str(REPLAY_WAIT_S),
                 "--topics",
                 *inputs,
                 "--no-keyboard",
@@ -178,10 +184,14 @@ def run(args: argparse.Namespace) -> int:
             ),
             env=env,
             check=False,
+            timeout=replay_limit_s,
         )
         if replay.returncode != 0:
             raise RuntimeError(f"replay exited with code {replay.returncode}")
         time.sleep(1.5)  # the last frame's outputs and one more /diagnostics period
+    except subprocess.TimeoutExpired:
+        print(f"error: demo stopped: the replay did not end within {replay_limit_s:.0f} s", file=sys.stderr)
+        return 2
     except RuntimeError as exc:
         print(f"error: demo stopped: {exc}", file=sys.stderr)
         return 2

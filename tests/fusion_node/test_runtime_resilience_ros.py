@@ -172,15 +172,22 @@ class Probe:
             self.executor.spin_once(timeout_sec=min(left, 0.05))
 
     def spin_until(
-        self, done: Callable[[], bool], timeout_s: float, alive: dict[str, subprocess.Popen[str]], what: str
+        self,
+        done: Callable[[], bool],
+        timeout_s: float,
+        alive: dict[str, subprocess.Popen[str]],
+        what: str,
+        report: Callable[[], str] = lambda: "",
     ) -> float:
         """Spin until ``done()``; fails when a process in ``alive`` exits or ``timeout_s``
-        passes. Returns the seconds it took."""
+        passes, with ``report()`` in the message. Returns the seconds it took."""
         start = time.monotonic()
         while not done():
             for name, process in alive.items():
-                assert process.poll() is None, f"{name} exited with {process.returncode} while waiting for {what}"
-            assert time.monotonic() - start < timeout_s, f"no {what} within {timeout_s:.0f} s"
+                assert process.poll() is None, (
+                    f"{name} exited with {process.returncode} while waiting for {what}; {report()}"
+                )
+            assert time.monotonic() - start < timeout_s, f"no {what} within {timeout_s:.0f} s; {report()}"
             self.executor.spin_once(timeout_sec=0.05)
         return time.monotonic() - start
 
@@ -199,8 +206,10 @@ class Probe:
     def close(self) -> None:
         import rclpy
 
+        self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+        self.context.destroy()  # the DDS participant goes now, not at garbage collection
 
 
 @contextmanager
@@ -257,18 +266,19 @@ LOOP_TIMEOUT_S = 45.0  # 11 loops of the 4 s bag at 1x; a working node needs abo
 
 
 @pytest.mark.parametrize(
-    "odometry",
+    ("odometry", "domain"),
     [
-        pytest.param(True, id="every_sensor"),
+        pytest.param(True, 71, id="every_sensor"),
         # no odometry in the bag: frames go out uncompensated once odometry_wait_ms of data time
         # has passed ("degradation, never a stall", perception/pipeline.py), loops included
-        pytest.param(False, id="without_odometry"),
+        pytest.param(False, 74, id="without_odometry"),
     ],
 )
 def test_looped_replay_keeps_publishing_after_the_clock_jumps_back(
-    odometry: bool, monkeypatch: pytest.MonkeyPatch
+    odometry: bool, domain: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    domain, lidar_stamps, inputs = 71, _bag_lidar_stamps(), _sensor_topics()
+    """Each case on its own DDS domain: nothing of a previous graph can be matched."""
+    lidar_stamps, inputs = _bag_lidar_stamps(), _sensor_topics()
     with _graph(domain, monkeypatch) as (probe, children):
         node = _start(children, _node_command(), domain, "fusion_node")
         probe.spin_until(lambda: probe.node_ready(inputs), READY_TIMEOUT_S, {"fusion_node": node}, "ready")
@@ -441,6 +451,20 @@ def _overload_report(probe: Probe, start: float, rss: list[tuple[float, float]])
 RESTART_BOUND_S = 60.0
 
 
+def _restart_report(probe: Probe, cutoff: float) -> str:
+    """What the new node said about itself: its frame counters and what each sensor received."""
+    after = probe.diagnostics_after(cutoff)
+    text = f"{len(probe.outputs_after(cutoff))} outputs and {len(after)} /diagnostics since the restart"
+    if after:
+        last = after[-1]
+        keys = ("frames_ready", "frames_partial", "frames_published", "frames_dropped", "sync_resets")
+        frames = {k: last.frames.get(k) for k in keys}
+        text += f"; last frames: {frames}"
+        received = {n[len("sensor ") :]: v.get("received") for n, v in last.values.items() if n.startswith("sensor ")}
+        text += f"; received per sensor: {received}; messages: {last.messages}"
+    return text
+
+
 def test_node_killed_mid_replay_is_replaced_and_publishes_again(monkeypatch: pytest.MonkeyPatch) -> None:
     domain, lidar_stamps, topics = 73, _bag_lidar_stamps(), _sensor_topics()
     with _graph(domain, monkeypatch) as (probe, children):
@@ -457,7 +481,13 @@ def test_node_killed_mid_replay_is_replaced_and_publishes_again(monkeypatch: pyt
         cutoff = time.monotonic()
         second = _start(children, _node_command(), domain, "fusion_node#2")
         alive = {"fusion_node#2": second, "replay": replay}
-        took = probe.spin_until(lambda: len(probe.outputs_after(cutoff)) >= 3, RESTART_BOUND_S, alive, "new outputs")
+        took = probe.spin_until(
+            lambda: len(probe.outputs_after(cutoff)) >= 3,
+            RESTART_BOUND_S,
+            alive,
+            "new outputs",
+            lambda: _restart_report(probe, cutoff),
+        )
         probe.spin_until(
             lambda: any(d.count("frames_published") >= 3 for d in probe.diagnostics_after(cutoff)),
             10.0,
