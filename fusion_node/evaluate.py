@@ -23,6 +23,7 @@ from fusion_node.bag.replay import SkippedMessage, replay_frames
 from perception.evaluation import DetectionEvaluator, SegmentationEvaluator, metrics_json, metrics_markdown
 from perception.ground_truth import GROUND_TRUTH_FILE, load_ground_truth
 from perception.pipeline import FramePipeline
+from perception.sync import DEFAULT_MATCH, SyncConfig
 
 GROUPS = {
     "lidar": Modality.LIDAR,
@@ -71,7 +72,12 @@ def _percentiles(values: Sequence[float]) -> dict[str, float]:
     return {f"p{q}": round(float(np.percentile(values, q)), 3) for q in (50, 95, 99)}
 
 
-def evaluate_bags(bags: Iterable[str | Path], predictor: Any, *, drop: str = "", progress: Any = None) -> EvalResult:
+def evaluate_bags(
+    bags: Iterable[str | Path], predictor: Any, *, drop: str = "", match: str = DEFAULT_MATCH, progress: Any = None
+) -> EvalResult:
+    """Metrics of ``predictor`` on the bags' frames against their ground truth; ``drop``: the
+    sensors treated as missing (:func:`parse_drop`); ``match``: the synchronizer's matching
+    (perception.sync.SyncConfig.from_rig)."""
     detection, segmentation = DetectionEvaluator(), SegmentationEvaluator()
     skipped: list[SkippedMessage] = []
     timings: dict[str, list[float]] = {}
@@ -88,7 +94,7 @@ def evaluate_bags(bags: Iterable[str | Path], predictor: Any, *, drop: str = "",
         truth = load_ground_truth(bag / GROUND_TRUTH_FILE)
         index = {frame.stamp_ns: i for i, frame in enumerate(truth.frames)}
         dropped = parse_drop(drop, rig)
-        pipeline = FramePipeline(rig, predictor.config, drop=dropped)
+        pipeline = FramePipeline(rig, predictor.config, sync=SyncConfig.from_rig(rig, match=match), drop=dropped)
 
         for prepared in replay_frames(bag, rig, pipeline, on_error=skipped.append):
             i = index.get(prepared.stamp_ns)

@@ -51,6 +51,7 @@ from fusion_node.errors import ConversionError
 from fusion_node.output_topics import NODE_NAME
 from fusion_node.output_worker import FrameSlot, OutputWorker, QueueCounts
 from fusion_node.parameters import ParameterError, ParameterSpec, declare_parameters
+from perception.sync import DEFAULT_MATCH, MATCHES, SyncConfig
 
 PARAMETERS: Final = (
     ParameterSpec("rig_path", str, "", "rig YAML file; empty = the shipped default rig"),
@@ -85,6 +86,13 @@ PARAMETERS: Final = (
         "how far the newest odometry may fall short of a frame's last firing (poses extrapolated)",
         minimum=0.0,
         maximum=50.0,
+    ),
+    ParameterSpec(
+        "sync_match",
+        str,
+        DEFAULT_MATCH,
+        "camera / radar / ultrasonic message per lidar sweep: nearest its stamp, or latest at it (no wait)",
+        choices=MATCHES,
     ),
     ParameterSpec("diagnostics_period_s", float, 1.0, "period of /diagnostics, seconds", minimum=0.05, maximum=10.0),
     ParameterSpec("latency_window", int, 100, "frames in the latency percentiles", minimum=10, maximum=10000),
@@ -374,6 +382,7 @@ def _load(node: Any, params: dict[str, Any]) -> tuple[Rig, Any, Any]:
         pipeline = FramePipeline(
             rig,
             predictor.config,
+            sync=SyncConfig.from_rig(rig, match=params["sync_match"]),
             odometry_wait_ns=round(params["odometry_wait_ms"] * 1e6),
             odometry_extrapolation_ns=round(params["odometry_extrapolation_ms"] * 1e6),
         )

@@ -63,6 +63,10 @@ class PlaybackOptions:
         qos: "bag" (the QoS offered when recording), "reliable" or "sensor_data".
         wait_for_subscribers_s: before playing, wait up to this long until every played topic
             has a subscriber (None: start at once).
+        delay_s: then sleep this long before the first message (rosbag2's ``--delay``). A
+            publisher sees its subscriber before that subscriber has matched the publisher in
+            turn; reliable samples sent in between are repaired later in one burst (measured
+            over Fast DDS with 25 topics: the first 0.4 s of the bag arrived 0.3-0.5 s late).
     """
 
     rate: float = 1.0
@@ -73,6 +77,7 @@ class PlaybackOptions:
     clock_hz: float | None = None
     qos: str = "bag"
     wait_for_subscribers_s: float | None = None
+    delay_s: float = 0.0
 
     def __post_init__(self) -> None:
         check_number("--rate", self.rate, minimum=0.0, exclusive=True, maximum=1000.0)
@@ -81,6 +86,7 @@ class PlaybackOptions:
             check_number("--clock", self.clock_hz, minimum=0.0, exclusive=True, maximum=10_000.0)
         if self.wait_for_subscribers_s is not None:
             check_number("--wait-for-subscribers", self.wait_for_subscribers_s, minimum=0.0, exclusive=True)
+        check_number("--delay", self.delay_s, minimum=0.0, maximum=3600.0)
         if self.qos not in QOS_CHOICES:
             raise BagOptionError(f"--qos {self.qos!r} is not one of {list(QOS_CHOICES)}")
 
@@ -379,6 +385,13 @@ class PlaybackSummary:
     unacknowledged: tuple[str, ...] = ()
 
 
+def _sleep_unless(seconds: float, should_stop: Callable[[], bool]) -> None:
+    """Sleep ``seconds``, in short steps so that a stop request ends it early."""
+    end = time.monotonic() + seconds
+    while not should_stop() and (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 0.05))
+
+
 def _sleep(timeout_s: float) -> PlayerCommand | None:
     if timeout_s > 0:
         time.sleep(timeout_s)
@@ -414,6 +427,9 @@ def play(
         try:
             if options.wait_for_subscribers_s is not None:
                 session.wait_for_subscribers(options.wait_for_subscribers_s, should_stop, on_event)
+            if options.delay_s > 0 and not should_stop():
+                on_event(f"starting in {options.delay_s:g} s (--delay)")
+                _sleep_unless(options.delay_s, should_stop)
             topics = list(plan.topics)
             schedule: PlaybackSchedule[Any] = PlaybackSchedule(
                 lambda start: reader.messages(topics, start_ns=start),

@@ -35,6 +35,7 @@ READY_TIMEOUT_S = 90.0
 RECORDER_TIMEOUT_S = 20.0
 RECORDER_ATTEMPTS = 3
 REPLAY_WAIT_S = 30.0
+REPLAY_DELAY_S = 1.0
 #: the replay may take this much longer than the bag at its rate before the demo gives up on it
 REPLAY_MARGIN_S = 30.0
 
@@ -48,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="out/demo", help="output folder (replaced)")
     parser.add_argument("--rate", type=float, default=1.0, help="replay rate (default 1: real time)")
     parser.add_argument("--threads", type=int, default=2, help="inference threads of the node (default 2)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warn", "error"],
+        help="the node's log level (debug: one line per frame with its stage timings)",
+    )
 
 
 def _cli(*args: str) -> list[str]:
@@ -131,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         [sys.executable, "-m", "fusion_node.fusion_node", "--ros-args", "-p", f"weights:={weights}",
          "-p", f"backend:={args.backend}", "-p", f"threads:={args.threads}", "-p", "qos:=reliable",
          "-p", f"rig_path:={bag / 'rig.yaml'}",
-         "-p", "diagnostics_period_s:=0.5", "-p", "use_sim_time:=true"],
+         "-p", "diagnostics_period_s:=0.5", "-p", "use_sim_time:=true",
+         "--log-level", f"fusion_node:={args.log_level}"],
         env=env,
     )  # fmt: skip
     forward_logs(node, "fusion_node")
@@ -162,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         )
         with BagReader(bag) as reader:
             bag_s = reader.duration_ns / 1e9
-        replay_limit_s = REPLAY_WAIT_S + bag_s / args.rate + REPLAY_MARGIN_S
+        replay_limit_s = REPLAY_WAIT_S + REPLAY_DELAY_S + bag_s / args.rate + REPLAY_MARGIN_S
         replay = subprocess.run(
             _cli(
                 "replay",
@@ -177,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
                 # before the first message, or reliable QoS cannot deliver it (volatile durability)
                 "--wait-for-subscribers",
                 str(REPLAY_WAIT_S),
+                # ...and matched by them in turn (see fusion_node.player.PlaybackOptions.delay_s)
+                "--delay",
+                str(REPLAY_DELAY_S),
                 "--topics",
                 *inputs,
                 "--no-keyboard",

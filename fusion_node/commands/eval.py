@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop", default="", help="comma-separated groups or sensor ids to treat as missing")
     parser.add_argument("--json", default=None, help="write the metrics as JSON to this file")
     parser.add_argument("--markdown", default=None, help="write the Markdown table to this file")
+    parser.add_argument(
+        "--match",
+        default=None,
+        choices=["nearest", "latest"],
+        help="synchronizer matching of the other sensors to each lidar sweep (default: the runtime's, see docs)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -42,12 +48,15 @@ def run(args: argparse.Namespace) -> int:
     from fusion_node.evaluate import EvalInputError, evaluate_bags
     from perception.backends import Predictor, load_backend
     from perception.errors import PerceptionError
+    from perception.sync import DEFAULT_MATCH
 
     try:
         options = {"threads": args.threads} | ({"precision": args.precision} if args.precision else {})
         predictor = Predictor(load_backend(args.backend, args.weights, **options))
         with tqdm(disable=args.quiet, unit="frame", desc="eval") as bar:
-            result = evaluate_bags(args.bags, predictor, drop=args.drop, progress=bar)
+            result = evaluate_bags(
+                args.bags, predictor, drop=args.drop, match=args.match or DEFAULT_MATCH, progress=bar
+            )
     except (EvalInputError, PerceptionError, CalibrationError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

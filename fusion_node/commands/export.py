@@ -40,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", default=None, help="INT8 calibration set (folder or manifest)")
     parser.add_argument("--calibrator", default="entropy", choices=["entropy", "minmax"], help="INT8 calibrator")
     parser.add_argument("--rig", default=None, help="rig YAML whose camera geometry hash is recorded (default rig)")
-    parser.add_argument("--data-hash", default="", help="hash of the training data, recorded in the manifest")
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("--data", nargs="+", default=None, help="training shard directories: their sha256 is recorded")
+    data.add_argument("--data-hash", default="", help="hash of the training data, recorded in the manifest")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from perception.backends.bundle import BundleError, export_bundle
     from perception.errors import PerceptionError
     from perception.model.inputs import InputEncoder
+    from perception.training.dataset import shards_sha256
     from perception.training.trainer import load_trained
 
     if args.build_only:
@@ -62,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
         model, _ = load_trained(args.checkpoint)
         rig = load_rig(Path(args.rig) if args.rig else default_rig_path())
         geometry = InputEncoder(rig, model.config).table.geometry_hash()
-        bundle = export_bundle(
-            args.checkpoint, args.out, geometry_hash=geometry, data_hash=args.data_hash, fp16=args.fp16
-        )
+        data_hash = f"sha256:{shards_sha256(args.data)}" if args.data else args.data_hash
+        bundle = export_bundle(args.checkpoint, args.out, geometry_hash=geometry, data_hash=data_hash, fp16=args.fp16)
+    except FileNotFoundError as exc:
+        print(f"error: --data: {exc}", file=sys.stderr)
+        return 2
     except (BundleError, PerceptionError, CalibrationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

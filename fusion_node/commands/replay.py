@@ -88,6 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="before playing, wait up to S seconds (default 30) for a subscriber on every played topic",
     )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="sleep S seconds before the first message, after --wait-for-subscribers (subscribers finish matching)",
+    )
     parser.add_argument("--no-keyboard", action="store_true", help="ignore the keyboard even on a terminal")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
 
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             clock_hz=args.clock,
             qos=args.qos,
             wait_for_subscribers_s=args.wait_for_subscribers,
+            delay_s=args.delay,
         )
         plan = plan_for_bag(args.bag, options)
     except BagError as exc:

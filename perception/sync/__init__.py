@@ -12,16 +12,19 @@ Public API::
 See :mod:`perception.sync.synchronizer` for the rules.
 """
 
-from perception.sync.config import CLOCKS, Clock, SensorSync, SyncConfig
+from perception.sync.config import CLOCKS, DEFAULT_MATCH, MATCHES, Clock, Match, SensorSync, SyncConfig
 from perception.sync.frames import Frame, Missing, MissingReason, Stamped
 from perception.sync.stats import DropReason, SensorStats, SyncStats
 from perception.sync.synchronizer import Synchronizer
 
 __all__ = [
     "CLOCKS",
+    "DEFAULT_MATCH",
+    "MATCHES",
     "Clock",
     "DropReason",
     "Frame",
+    "Match",
     "Missing",
     "MissingReason",
     "SensorStats",

@@ -24,6 +24,11 @@ from perception.errors import SyncError
 Clock = Literal["data", "arrival"]
 #: ``clock`` values: "data" = newest stamp seen (bags, sim time); "arrival" = receive time.
 CLOCKS: Final = ("data", "arrival")
+Match = Literal["nearest", "latest"]
+#: ``match`` values of :meth:`SyncConfig.from_rig`.
+MATCHES: Final = ("nearest", "latest")
+#: The runtime's matching unless told otherwise (the node, ``fusion eval``, the demo).
+DEFAULT_MATCH: Final[Match] = "latest"
 #: Defaults of :meth:`SyncConfig.from_rig`.
 DEFAULT_MARGIN_NS: Final = 10_000_000
 DEFAULT_QUEUE_SIZE: Final = 16
@@ -55,7 +60,11 @@ class SensorSync:
         modality: the sensor's modality.
         offset_ns: expected stamp offset against the reference: the target stamp of a frame is
             ``frame stamp + offset_ns`` (any sign).
-        tolerance_ns: largest accepted |stamp - target| (>= 0).
+        tolerance_ns: largest accepted ``target - stamp`` of a stamp at or before the target (>= 0).
+        lookahead_ns: largest accepted ``stamp - target`` of a stamp after the target (>= 0;
+            None: ``tolerance_ns``, a symmetric window). A short lookahead matches the newest
+            message at (about) or before the target, so the frame need not wait for the next
+            message of a free-running sensor (the "latest" matching of :meth:`SyncConfig.from_rig`).
         deadline_ns: longest wait after the frame stamp, on the synchronizer's clock, before
             the frame goes out without this sensor (>= 0).
         queue_size: most messages of this sensor held at once (>= 1); the oldest is dropped.
@@ -73,6 +82,7 @@ class SensorSync:
     queue_size: int = DEFAULT_QUEUE_SIZE
     min_period_ns: int = 0
     source: str = ""
+    lookahead_ns: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.sensor_id, str) or not self.sensor_id:
@@ -89,6 +99,13 @@ class SensorSync:
         _int(self.deadline_ns, "deadline_ns", where, 0)
         _int(self.queue_size, "queue_size", where, 1)
         _int(self.min_period_ns, "min_period_ns", where, 0)
+        if self.lookahead_ns is not None:
+            _int(self.lookahead_ns, "lookahead_ns", where, 0)
+
+    @property
+    def ahead_ns(self) -> int:
+        """The window's end after the target: ``lookahead_ns``, or ``tolerance_ns`` when None."""
+        return self.tolerance_ns if self.lookahead_ns is None else self.lookahead_ns
 
 
 def _from(source: str) -> str:
@@ -175,6 +192,7 @@ class SyncConfig:
         queue_size: int = DEFAULT_QUEUE_SIZE,
         max_pending: int = DEFAULT_MAX_PENDING,
         jump_back_ns: int = DEFAULT_JUMP_BACK_NS,
+        match: Match = DEFAULT_MATCH,
     ) -> SyncConfig:
         """Defaults from the rig.
 
@@ -192,12 +210,24 @@ class SyncConfig:
             period_jitter_ns: how much shorter than its period two consecutive stamps of a
                 sensor may be apart (>= 0, default 1 ms); sets ``min_period_ns``.
             queue_size: per-sensor queue length (>= 1).
+            match: "nearest" (default): the message nearest the target, before or after it;
+                "latest": the newest message stamped at most ``tolerance_margin_ns`` after the
+                target, a whole period (+ margin) before it at most. "latest" lets a frame go
+                out as soon as its reference message is in, instead of waiting up to half a
+                period plus the transport latency for the next message of a free-running
+                sensor; the data it takes is up to a period older (ego motion compensates radar
+                and lidar; camera features are lifted as captured).
 
         Per sensor: ``offset_ns = reference.time_offset_ns - sensor.time_offset_ns`` (the stamp
-        the sensor gives the reference's capture instant), ``tolerance_ns`` = half its period +
-        ``tolerance_margin_ns``, ``deadline_ns = latency + period + max(offset, 0) + margin_ns``,
-        ``min_period_ns`` = period - 2 x ``period_jitter_ns``.
+        the sensor gives the reference's capture instant), ``min_period_ns`` = period - 2 x
+        ``period_jitter_ns``; with "nearest": ``tolerance_ns`` = ``lookahead_ns`` = half its
+        period + ``tolerance_margin_ns``, ``deadline_ns = latency + period + max(offset, 0) +
+        margin_ns``; with "latest": ``tolerance_ns`` = period + ``tolerance_margin_ns``,
+        ``lookahead_ns`` = ``tolerance_margin_ns``, ``deadline_ns = latency + lookahead +
+        max(offset, 0) + margin_ns`` (the last message it may take is in by then).
         """
+        if match not in MATCHES:
+            raise SyncError(f"sync config{_from(rig.source)}: match must be one of {list(MATCHES)}, got {match!r}")
         where = f"sync config{_from(rig.source)}"
         _int(margin_ns, "margin_ns", where, 0)
         _int(tolerance_margin_ns, "tolerance_margin_ns", where, 0)
@@ -219,16 +249,23 @@ class SyncConfig:
         for sensor_id in chosen:
             sensor = rig.sensor(sensor_id)
             offset = reference_offset - sensor.time_offset_ns
+            if match == "nearest":
+                tolerance = lookahead = sensor.period_ns // 2 + tolerance_margin_ns
+                wait = sensor.period_ns
+            else:
+                tolerance, lookahead = sensor.period_ns + tolerance_margin_ns, tolerance_margin_ns
+                wait = lookahead
             synced.append(
                 SensorSync(
                     sensor_id=sensor.id,
                     modality=sensor.modality,
                     offset_ns=offset,
-                    tolerance_ns=sensor.period_ns // 2 + tolerance_margin_ns,
-                    deadline_ns=sensor.latency_ns + sensor.period_ns + max(offset, 0) + margin_ns,
+                    tolerance_ns=tolerance,
+                    deadline_ns=sensor.latency_ns + wait + max(offset, 0) + margin_ns,
                     queue_size=queue_size,
                     min_period_ns=max(sensor.period_ns - 2 * period_jitter_ns, 0),
                     source=rig.source,
+                    lookahead_ns=lookahead,
                 )
             )
         ignored = frozenset(rig.ids) - set(chosen) - {reference}

@@ -67,6 +67,8 @@ class _Lane(Generic[R]):
         "horizon",
         "index",
         "last_used",
+        "lookahead",
+        "min_period",
         "newest",
         "offset",
         "queue_size",
@@ -86,13 +88,16 @@ class _Lane(Generic[R]):
         deadline: int,
         queue_size: int,
         min_period: int = 0,
+        lookahead: int | None = None,
     ):
         self.index = index
         self.sensor_id = sensor_id
         self.offset = offset
         self.tolerance = tolerance
+        self.lookahead = tolerance if lookahead is None else lookahead
         self.deadline = deadline
         self.queue_size = queue_size
+        self.min_period = min_period
         self.half_period = min_period // 2
         self.stamps: list[int] = []
         self.records: list[R] = []
@@ -109,10 +114,15 @@ class _Lane(Generic[R]):
 
     def decided(self, target: int) -> bool:
         """No message still to come can match ``target`` better than what this lane has: it
-        has a stamp at or past the target, or holds one within half a period before it."""
+        has a stamp at or past the target; or its next stamp (a period after its newest at the
+        earliest) falls past the window's end; or it holds one within half a period before it."""
         if self.newest >= target:
             return True
-        return self.half_period > 0 and bool(self.stamps) and target - self.stamps[-1] <= self.half_period
+        if self.min_period <= 0 or self.newest < 0:
+            return False
+        if self.newest + self.min_period > target + self.lookahead:
+            return True
+        return bool(self.stamps) and target - self.stamps[-1] <= self.half_period
 
     def drop_through(self, stamp: int, reason: DropReason) -> None:
         """Drop every held message stamped at or before ``stamp``."""
@@ -146,7 +156,16 @@ class Synchronizer(Generic[R]):
         self.config = config
         self._ref: _Lane[R] = _Lane(-1, config.reference, 0, 0, 0, config.max_pending)
         self._others: list[_Lane[R]] = [
-            _Lane(i, s.sensor_id, s.offset_ns, s.tolerance_ns, s.deadline_ns, s.queue_size, s.min_period_ns)
+            _Lane(
+                i,
+                s.sensor_id,
+                s.offset_ns,
+                s.tolerance_ns,
+                s.deadline_ns,
+                s.queue_size,
+                s.min_period_ns,
+                s.lookahead_ns,
+            )
             for i, s in enumerate(config.sensors)
         ]
         self._lanes: dict[str, _Lane[R]] = {lane.sensor_id: lane for lane in (self._ref, *self._others)}
@@ -272,7 +291,7 @@ class Synchronizer(Generic[R]):
             stamps = lane.stamps
             i = bisect_left(stamps, target)
             best, distance = -1, tolerance + 1
-            if i < len(stamps) and stamps[i] - target <= tolerance:
+            if i < len(stamps) and stamps[i] - target <= lane.lookahead:
                 best, distance = i, stamps[i] - target
             if i > 0 and target - stamps[i - 1] <= tolerance and target - stamps[i - 1] <= distance:
                 best, distance = i - 1, target - stamps[i - 1]
@@ -284,7 +303,7 @@ class Synchronizer(Generic[R]):
                 lane.counters.match(distance)
             else:
                 missing[lane.sensor_id] = self._missing(lane, target, i, why)
-            lane.horizon = horizon = target + tolerance
+            lane.horizon = horizon = target + lane.lookahead
             if stamps and stamps[0] <= horizon:
                 lane.drop_through(horizon, _UNMATCHED)
         if missing:
@@ -298,7 +317,10 @@ class Synchronizer(Generic[R]):
 
     def _missing(self, lane: _Lane[R], target: int, i: int, why: str) -> Missing:
         lane_counters = lane.counters.missing
-        window = f"no stamp within ±{_ms(lane.tolerance)} of {target}"
+        if lane.lookahead == lane.tolerance:
+            window = f"no stamp within ±{_ms(lane.tolerance)} of {target}"
+        else:
+            window = f"no stamp from {_ms(lane.tolerance)} before to {_ms(lane.lookahead)} after {target}"
         if not lane.seen:
             lane_counters[MissingReason.NEVER_SEEN] += 1
             return Missing(MissingReason.NEVER_SEEN, f"no message from '{lane.sensor_id}' yet")

@@ -18,6 +18,7 @@ regression, weight, segmentation).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,18 @@ def shard_files(directories: Sequence[str | Path]) -> list[Path]:
     if not files:
         raise FileNotFoundError(f"no shard_*.npz under {[str(d) for d in directories]}")
     return files
+
+
+def shards_sha256(directories: Sequence[str | Path]) -> str:
+    """One sha256 over every shard's name (relative to its directory) and content: the
+    training-data hash a bundle's manifest records (``fusion export --data``)."""
+    from perception.training.checkpoint import file_sha256
+
+    digest = hashlib.sha256()
+    for directory in directories:
+        for path in shard_files([directory]):
+            digest.update(f"{path.relative_to(directory)}={file_sha256(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def _trajectory(frames: list[TrainingFrame]) -> PoseTrajectory:

@@ -315,6 +315,8 @@ def test_clock_topic_in_the_bag_conflicts_with_clock_publishing() -> None:
         ({"clock_hz": 0.0}, r"--clock must be a finite number > 0.* got 0\.0"),
         ({"qos": "fast"}, r"--qos 'fast' is not one of \['bag', 'reliable', 'sensor_data'\]"),
         ({"wait_for_subscribers_s": -5.0}, r"--wait-for-subscribers .* got -5\.0"),
+        ({"delay_s": -0.5}, r"--delay must be a finite number >= 0 and <= 3600, got -0\.5"),
+        ({"delay_s": float("nan")}, r"--delay must be a finite number"),
     ],
 )
 def test_bad_playback_options_are_named(options: dict[str, Any], expected: str) -> None:

@@ -32,11 +32,16 @@ def test_from_rig_defaults(rig) -> None:
     assert len(config.sensors) == len(rig.sensors) - 2
     cam = config.sensor("cam_front")
     assert cam.modality is Modality.CAMERA
-    assert cam.tolerance_ns == round(1e9 / 12) // 2 + DEFAULT_TOLERANCE_MARGIN_NS  # half the 12 Hz period
-    assert cam.deadline_ns == 30 * MS + round(1e9 / 12) + 10 * MS  # latency + period + margin
+    # "latest": back a whole 12 Hz period, ahead only the jitter margin; no wait for a later image
+    assert (cam.tolerance_ns, cam.ahead_ns) == (round(1e9 / 12) + DEFAULT_TOLERANCE_MARGIN_NS, 5 * MS)
+    assert cam.deadline_ns == 30 * MS + 5 * MS + 10 * MS  # latency + lookahead + margin
     assert cam.offset_ns == 0
     us = config.sensor("us_front_left_side")
-    assert (us.tolerance_ns, us.deadline_ns) == (25 * MS + DEFAULT_TOLERANCE_MARGIN_NS, 10 * MS + 50 * MS + 10 * MS)
+    assert (us.tolerance_ns, us.ahead_ns, us.deadline_ns) == (55 * MS, 5 * MS, 10 * MS + 5 * MS + 10 * MS)
+    nearest = SyncConfig.from_rig(rig, match="nearest").sensor("cam_front")
+    half_period = round(1e9 / 12) // 2 + DEFAULT_TOLERANCE_MARGIN_NS  # half the 12 Hz period + margin
+    assert (nearest.tolerance_ns, nearest.ahead_ns) == (half_period, half_period)
+    assert nearest.deadline_ns == 30 * MS + round(1e9 / 12) + 10 * MS  # latency + period + margin
     assert config.clock == "data"
     assert config.source == str(SAMPLE_RIG)
 
@@ -48,7 +53,12 @@ def test_from_rig_options_and_time_offsets(rig) -> None:
             entry["time_offset_ms"] = 20.0  # its stamps are 20 ms early: capture = stamp + 20 ms
     shifted = rig_from_dict(data, source="shifted.yaml")
     config = SyncConfig.from_rig(
-        shifted, sensors=["cam_back", "odometry"], clock="arrival", margin_ns=0, tolerance_margin_ns=3 * MS
+        shifted,
+        sensors=["cam_back", "odometry"],
+        clock="arrival",
+        margin_ns=0,
+        tolerance_margin_ns=3 * MS,
+        match="nearest",
     )
     assert config.ids == ("lidar_top", "cam_back", "odometry")
     cam = config.sensor("cam_back")
@@ -57,7 +67,7 @@ def test_from_rig_options_and_time_offsets(rig) -> None:
     assert cam.deadline_ns == 30 * MS + round(1e9 / 12)  # a negative offset adds no wait
     assert "cam_front" in config.ignored
     assert "odometry" not in config.ignored
-    as_reference = SyncConfig.from_rig(shifted, reference="cam_back", sensors=["lidar_top"])
+    as_reference = SyncConfig.from_rig(shifted, reference="cam_back", sensors=["lidar_top"], match="nearest")
     assert as_reference.sensor("lidar_top").offset_ns == 20 * MS
     assert as_reference.sensor("lidar_top").deadline_ns == 20 * MS + 100 * MS + 20 * MS + 10 * MS
 
@@ -151,3 +161,10 @@ def test_imports_without_ros() -> None:
         "assert not any(name.startswith(('rclpy', 'sensor_msgs')) for name in sys.modules if sys.modules[name])\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[3])
+
+
+def test_unknown_match_and_bad_lookahead_are_refused(rig) -> None:
+    with pytest.raises(SyncError, match=r"match must be one of \['nearest', 'latest'\], got 'closest'"):
+        SyncConfig.from_rig(rig, match="closest")
+    with pytest.raises(SyncError, match="lookahead_ns must be >= 0, got -1"):
+        SensorSync("cam", Modality.CAMERA, offset_ns=0, tolerance_ns=10, deadline_ns=10, lookahead_ns=-1)

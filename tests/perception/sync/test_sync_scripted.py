@@ -56,6 +56,26 @@ def test_a_known_period_decides_a_sensor_without_its_next_message() -> None:
     assert push_all(sync, [record("cam", 70), record("radar", 104), record("lidar", 100)]) == []
 
 
+def test_latest_matching_takes_the_newest_message_at_the_target_without_waiting() -> None:
+    """A camera with an 80 ms minimum period, a window of 85 ms back and 5 ms ahead: a message
+    45 ms before the target decides the frame at once (its next one comes 35 ms after the
+    target at the earliest, past the window), where nearest matching waits and takes that one.
+    A message within the 5 ms ahead is taken; the next frame's window starts after it."""
+    config = small_config()
+    cam, radar = config.sensors
+    latest_cam = dataclasses.replace(cam, tolerance_ns=85 * MS, lookahead_ns=5 * MS, min_period_ns=80 * MS)
+    sync = Synchronizer(dataclasses.replace(config, sensors=(latest_cam, radar)))
+    frames = push_all(sync, [record("cam", 155), record("radar", 201), record("lidar", 200)])
+    assert [chosen(f) for f in frames] == [{"lidar": 200, "cam": 155, "radar": 201}]
+    frames = push_all(sync, [record("cam", 235), record("cam", 303), record("radar", 301), record("lidar", 300)])
+    assert [chosen(f) for f in frames] == [{"lidar": 300, "cam": 303, "radar": 301}]
+    assert sync.stats.sensors["cam"].dropped[DropReason.UNMATCHED] == 1  # 235: older than the newest at 300
+    nearest_cam = dataclasses.replace(cam, min_period_ns=80 * MS)
+    sync = Synchronizer(dataclasses.replace(config, sensors=(nearest_cam, radar)))
+    assert push_all(sync, [record("cam", 155), record("radar", 201), record("lidar", 200)]) == []
+    assert [chosen(f) for f in sync.push(record("cam", 235))] == [{"lidar": 200, "cam": 235, "radar": 201}]
+
+
 def test_late_camera_gives_one_partial_frame_then_no_stall() -> None:
     sync = Synchronizer(small_config())
     frames = push_all(sync, [record("lidar", 0), record("cam", 1), record("radar", 2)])

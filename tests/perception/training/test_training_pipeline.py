@@ -14,7 +14,7 @@ from calibration import default_rig_path, load_rig
 from perception.model.config import MODALITIES, ModelConfig
 from perception.model.inputs import InputEncoder
 from perception.training.checkpoint import CheckpointError, load_checkpoint
-from perception.training.dataset import DropoutConfig, ShardReader, batches, shard_files
+from perception.training.dataset import DropoutConfig, ShardReader, batches, shard_files, shards_sha256
 from simulation.scenario import ScenarioConfig
 from simulation.shards import write_shards
 from simulation.simulator import SimConfig, Simulator
@@ -129,3 +129,19 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch(shards: Path) -> None:
         losses.append(float(terms["total"]))
     assert all(np.isfinite(losses))
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_training_data_hash_follows_shard_content_and_names(shards: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(shards, copy)
+    assert shards_sha256([copy]) == shards_sha256([shards]), "the hash is of content and names, not of location"
+    first = shard_files([copy])[0]
+    first.write_bytes(first.read_bytes() + b"\0")
+    changed = shards_sha256([copy])
+    assert changed != shards_sha256([shards])
+    first.rename(first.with_name("shard_99999.npz"))
+    assert shards_sha256([copy]) != changed
+    with pytest.raises(FileNotFoundError, match="no shard_"):
+        shards_sha256([tmp_path / "empty"])
