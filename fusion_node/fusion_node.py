@@ -49,7 +49,7 @@ import numpy as np
 from calibration import CalibrationError, Modality, Rig, Sensor, default_rig_path, load_rig
 from fusion_node.errors import ConversionError
 from fusion_node.output_topics import NODE_NAME
-from fusion_node.output_worker import FrameSlot, OutputWorker, QueueCounts
+from fusion_node.output_worker import FrameSlot, OutputWorker, QueueCounts, nice_current_thread
 from fusion_node.parameters import ParameterError, ParameterSpec, declare_parameters
 from perception.sync import DEFAULT_MATCH, MATCHES, SyncConfig
 
@@ -431,6 +431,10 @@ def _subscribe(node: Any, rig: Rig, pipeline: Any, slot: FrameSlot, stats: NodeS
         node.create_subscription(message_type(sensor), sensor.topic, callback(sensor), qos)
 
 
+#: Niceness added to the executor thread once the worker threads run (see main).
+EXECUTOR_NICENESS = 5
+
+
 def main(args: list[str] | None = None) -> int:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -472,6 +476,10 @@ def main(args: list[str] | None = None) -> int:
         f"fusing {len(rig.sensors)} sensors of rig '{rig.name}' with the {params['backend']} backend "
         f"({params['weights']}); outputs under /{NODE_NAME}/output"
     )
+    # The executor (sensor callbacks, 640 messages/s on the default rig) yields the cores to the
+    # prepare and inference threads, started above at the default priority: a callback delayed
+    # by a few ms changes no stamp, while a preempted inference thread stalls its peers.
+    nice_current_thread(EXECUTOR_NICENESS)
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -37,6 +37,14 @@ from fusion_node.output_topics import OUTPUT_TOPICS
 VISUAL_NICENESS = 10
 
 
+def nice_current_thread(increment: int) -> None:
+    """Lower the scheduling priority of the calling thread only (Linux: niceness is per
+    thread); threads it starts afterwards inherit it. A no-op where unsupported."""
+    if increment and hasattr(os, "setpriority") and hasattr(threading, "get_native_id"):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+
+
 class FrameSlot:
     """A queue of size 1 between two threads.
 
@@ -163,8 +171,7 @@ class OutputWorker:
             thread.join(timeout=10.0)
 
     def _loop(self, source: FrameSlot, work: Callable[[Any], None], niceness: int) -> None:
-        if niceness and hasattr(os, "setpriority"):  # Linux: the niceness of this thread only
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+        nice_current_thread(niceness)
         while True:
             item = source.get(timeout=0.5)
             if item is None:

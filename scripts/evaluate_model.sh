@@ -5,6 +5,8 @@
 #
 #   scripts/evaluate_model.sh [BUNDLE] [OUT] [BAG ...]
 #   defaults: models/fusion_sim, out/eval/<bundle name>, out/data/heldout_bags/seed_90{0..3}
+#   CONFIGS="full" for a single-modality baseline (its drops mean nothing); then compare models with
+#   python -m perception.evaluation.comparison NAME=OUT ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle=${1:-models/fusion_sim}
@@ -15,7 +17,7 @@ if [ ${#bags[@]} -eq 0 ]; then
   bags=(out/data/heldout_bags/seed_900 out/data/heldout_bags/seed_901 out/data/heldout_bags/seed_902 out/data/heldout_bags/seed_903)
 fi
 mkdir -p "$out"
-for config in full camera radar lidar ultrasonic cam_front; do
+for config in ${CONFIGS:-full camera radar lidar ultrasonic cam_front}; do
   name=$([ "$config" = full ] && echo full || echo "drop_$config")
   drop=$([ "$config" = full ] && echo "" || echo "--drop $config")
   echo "== $name"

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -39,7 +40,7 @@ from fusion_node.output_topics import (
     points_to_pointcloud2,
     resolve,
 )
-from fusion_node.output_worker import FrameSlot, QueueCounts
+from fusion_node.output_worker import FrameSlot, QueueCounts, nice_current_thread
 from fusion_node.parameters import validate_values
 from fusion_node.processes import forward_logs, start_child, stop_child
 from perception.ground_truth import Boxes
@@ -94,6 +95,24 @@ def test_frame_slot_drop_newest_keeps_the_waiting_frame() -> None:
     assert (slot.get(timeout=0), slot.dropped) == ("a", 1)
     with pytest.raises(ValueError, match="'lifo'"):
         FrameSlot("lifo")
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread niceness is a Linux feature")
+def test_nice_current_thread_lowers_only_that_thread() -> None:
+    seen: dict[str, int] = {}
+
+    def stage() -> None:
+        tid = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        nice_current_thread(3)
+        seen["change"] = os.getpriority(os.PRIO_PROCESS, tid) - before
+
+    main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=stage)
+    thread.start()
+    thread.join()
+    assert seen["change"] == min(3, 19 - main_before)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
 
 
 def test_latency_window_keeps_the_last_frames() -> None:
