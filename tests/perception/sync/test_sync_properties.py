@@ -165,11 +165,15 @@ def periodic_scenarios(draw):
         # a frame takes must not depend on when it goes out (a sensor past its deadline takes
         # what it holds at that moment; an overflowing queue evicts by arrival; a frame owns
         # its whole window, so with overlapping windows an earlier frame's timing matters).
+        tolerance = max(0, min(sensor.tolerance_ns, widest))
+        # symmetric windows ("nearest") or a shorter lookahead ("latest"): never overlapping
+        lookahead = draw(st.one_of(st.none(), st.integers(0, tolerance)))
         sensors.append(
             dataclasses.replace(
                 sensor,
                 min_period_ns=(period - 2 * jitter) * MS,
-                tolerance_ns=max(0, min(sensor.tolerance_ns, widest)),
+                tolerance_ns=tolerance,
+                lookahead_ns=lookahead,
                 deadline_ns=10_000 * MS,
                 queue_size=64,
             )
