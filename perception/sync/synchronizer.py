@@ -7,15 +7,18 @@ the sensors it could not fill and why, and never waits past a per-sensor deadlin
 
 Rules (times are int nanoseconds; "target" = frame stamp + the sensor's ``offset_ns``):
 
-* Matching: per sensor, the held message nearest the target within ``tolerance_ns`` (a tie
-  goes to the older one). A message is used in at most one frame; frames are decided and
+* Matching: per sensor, the held message nearest the target within its window, from
+  ``tolerance_ns`` before the target to ``lookahead_ns`` after it (symmetric by default; a
+  short lookahead is the "latest" matching of ``SyncConfig.from_rig``; a tie goes to the
+  older one). A message is used in at most one frame; frames are decided and
   emitted strictly in reference-stamp order, so each takes its pick before the next.
 * Emission: as soon as no better match can arrive for any sensor, i.e. the sensor has sent a
   stamp at or past the target (stamps of one sensor arrive in order, so nothing closer can
   follow), or it holds a message stamped less than half its ``min_period_ns`` before the
   target (its next message comes at least a period later, so it is no closer: the frame need
-  not wait one more sensor period for it), or its deadline (frame stamp + ``deadline_ns``) has
-  passed on the clock. Then the frame goes out with what is held; the rest are
+  not wait one more sensor period for it), or its newest stamp plus ``min_period_ns`` is past
+  the window's end (no message still to come can be in it), or its deadline (frame stamp +
+  ``deadline_ns``) has passed on the clock. Then the frame goes out with what is held; the rest are
   :class:`~perception.sync.frames.Missing`. The period rule changes when a frame goes out,
   never what it takes, except through the rules that depend on timing anyway: another
   sensor's deadline, queue overflow, overlapping windows (a property test checks this).
@@ -23,7 +26,7 @@ Rules (times are int nanoseconds; "target" = frame stamp + the sensor's ``offset
   record's ``receive_ns`` (or ``now_ns`` when given; call :meth:`Synchronizer.poll` from a
   timer so frames go out while nothing arrives). The clock never runs backwards except at a reset.
 * A frame owns its whole window: once it is emitted, its sensors' messages stamped at or
-  before ``target + tolerance`` are done (held ones: unmatched; later arrivals: too old). So a
+  before ``target + lookahead`` are done (held ones: unmatched; later arrivals: too old). So a
   late message never lands in a later frame; with overlapping windows (tolerance above half
   the reference period) a message inside two windows can serve only the first.
 * Drops (counted per sensor, see :class:`~perception.sync.stats.DropReason`): duplicate stamps;
@@ -164,7 +167,7 @@ class Synchronizer(Generic[R]):
                 s.deadline_ns,
                 s.queue_size,
                 s.min_period_ns,
-                s.lookahead_ns,
+                s.ahead_ns,
             )
             for i, s in enumerate(config.sensors)
         ]
