@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from perception.evaluation.errors import EvaluationError
-from perception.evaluation.robustness import FULL, TARGETS, _cell, _value, load_results
+from perception.evaluation.robustness import FULL, TARGETS, _cell, _value, load_results, print_table
 
 
 def load_models(specs: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -65,16 +65,11 @@ def comparison_table(models: dict[str, dict[str, dict[str, Any]]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    specs = sys.argv[1:] if argv is None else argv
-    if not specs:
-        print("usage: python -m perception.evaluation.comparison NAME=FOLDER ...", file=sys.stderr)
-        return 2
-    try:
-        print(comparison_table(load_models(specs)), end="")
-    except EvaluationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return print_table(
+        argv,
+        "python -m perception.evaluation.comparison NAME=FOLDER ...",
+        lambda specs: comparison_table(load_models(specs)),
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -78,17 +79,27 @@ def robustness_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    paths = [Path(p) for p in (sys.argv[1:] if argv is None else argv)]
-    if not paths:
-        print("usage: python -m perception.evaluation.robustness CONFIG.json ...", file=sys.stderr)
+def print_table(argv: list[str] | None, usage: str, table: Callable[[list[str]], str]) -> int:
+    """The command line of a table module: ``table(arguments)`` printed, or the usage / the
+    error on stderr with exit code 2."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if not arguments:
+        print(f"usage: {usage}", file=sys.stderr)
         return 2
     try:
-        print(robustness_table(load_results(paths)), end="")
+        print(table(arguments), end="")
     except EvaluationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return print_table(
+        argv,
+        "python -m perception.evaluation.robustness CONFIG.json ...",
+        lambda args: robustness_table(load_results([Path(a) for a in args])),
+    )
 
 
 if __name__ == "__main__":
