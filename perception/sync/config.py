@@ -223,8 +223,9 @@ class SyncConfig:
         ``period_jitter_ns``; with "nearest": ``tolerance_ns`` = ``lookahead_ns`` = half its
         period + ``tolerance_margin_ns``, ``deadline_ns = latency + period + max(offset, 0) +
         margin_ns``; with "latest": ``tolerance_ns`` = period + ``tolerance_margin_ns``,
-        ``lookahead_ns`` = ``tolerance_margin_ns``, ``deadline_ns = latency + lookahead +
-        max(offset, 0) + margin_ns`` (the last message it may take is in by then).
+        ``lookahead_ns`` = ``tolerance_margin_ns``; ``deadline_ns = latency + period + max(offset,
+        0) + margin_ns`` with either (a late message on a loaded machine still makes its frame;
+        on time, the period rule decides a "latest" frame as soon as its sweep is in).
         """
         if match not in MATCHES:
             raise SyncError(f"sync config{_from(rig.source)}: match must be one of {list(MATCHES)}, got {match!r}")
@@ -251,17 +252,15 @@ class SyncConfig:
             offset = reference_offset - sensor.time_offset_ns
             if match == "nearest":
                 tolerance = lookahead = sensor.period_ns // 2 + tolerance_margin_ns
-                wait = sensor.period_ns
             else:
                 tolerance, lookahead = sensor.period_ns + tolerance_margin_ns, tolerance_margin_ns
-                wait = lookahead
             synced.append(
                 SensorSync(
                     sensor_id=sensor.id,
                     modality=sensor.modality,
                     offset_ns=offset,
                     tolerance_ns=tolerance,
-                    deadline_ns=sensor.latency_ns + wait + max(offset, 0) + margin_ns,
+                    deadline_ns=sensor.latency_ns + sensor.period_ns + max(offset, 0) + margin_ns,
                     queue_size=queue_size,
                     min_period_ns=max(sensor.period_ns - 2 * period_jitter_ns, 0),
                     source=rig.source,

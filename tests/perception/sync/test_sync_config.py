@@ -34,10 +34,10 @@ def test_from_rig_defaults(rig) -> None:
     assert cam.modality is Modality.CAMERA
     # "latest": back a whole 12 Hz period, ahead only the jitter margin; no wait for a later image
     assert (cam.tolerance_ns, cam.ahead_ns) == (round(1e9 / 12) + DEFAULT_TOLERANCE_MARGIN_NS, 5 * MS)
-    assert cam.deadline_ns == 30 * MS + 5 * MS + 10 * MS  # latency + lookahead + margin
+    assert cam.deadline_ns == 30 * MS + round(1e9 / 12) + 10 * MS  # latency + period + margin
     assert cam.offset_ns == 0
     us = config.sensor("us_front_left_side")
-    assert (us.tolerance_ns, us.ahead_ns, us.deadline_ns) == (55 * MS, 5 * MS, 10 * MS + 5 * MS + 10 * MS)
+    assert (us.tolerance_ns, us.ahead_ns, us.deadline_ns) == (55 * MS, 5 * MS, 10 * MS + 50 * MS + 10 * MS)
     nearest = SyncConfig.from_rig(rig, match="nearest").sensor("cam_front")
     half_period = round(1e9 / 12) // 2 + DEFAULT_TOLERANCE_MARGIN_NS  # half the 12 Hz period + margin
     assert (nearest.tolerance_ns, nearest.ahead_ns) == (half_period, half_period)
