@@ -51,6 +51,7 @@ from fusion_node.errors import ConversionError
 from fusion_node.output_topics import NODE_NAME
 from fusion_node.output_worker import FrameSlot, OutputWorker, QueueCounts, nice_current_thread
 from fusion_node.parameters import ParameterError, ParameterSpec, declare_parameters
+from fusion_node.teardown import close_ros
 from perception.sync import DEFAULT_MATCH, MATCHES, SyncConfig
 
 PARAMETERS: Final = (
@@ -486,8 +487,7 @@ def main(args: list[str] | None = None) -> int:
         pass
     finally:
         worker.stop()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        close_ros(node, what=NODE_NAME)
     return 0
 
 

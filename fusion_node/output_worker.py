@@ -181,6 +181,8 @@ class OutputWorker:
             try:
                 work(item)
             except Exception as exc:  # stage boundary: one bad frame never stops the outputs
+                if not self.node.context.ok():  # Ctrl-C shut ROS down under a publish: stopping
+                    return
                 self.stats.error(f"{threading.current_thread().name}: {type(exc).__name__}: {exc}", worker=True)
                 self.node.get_logger().error(f"frame failed: {exc!r}", throttle_duration_sec=1.0)
 

@@ -36,6 +36,7 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 
 from fusion_node.errors import BagOptionError
 from fusion_node.recorder import QosChoice, adapt_offered_qos, check_number
+from fusion_node.teardown import close_ros
 
 #: ``--qos`` choices: the QoS recorded in the bag, or one of fusion_node.qos.QOS_PROFILES.
 QOS_CHOICES: Final = ("bag", "reliable", "sensor_data")
@@ -621,7 +622,4 @@ class _RosSession:
         return unacked
 
     def close(self) -> None:
-        import rclpy
-
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        close_ros(self.node, self.context, what="fusion replay")

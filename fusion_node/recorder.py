@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from fusion_node.errors import BagOptionError
+from fusion_node.teardown import close_ros
 
 #: Seconds between two looks at the ROS graph for new topics.
 DISCOVERY_PERIOD_S: Final = 0.5
@@ -211,22 +212,23 @@ def record(
         options.out, storage=options.storage, custom_data={"fusion_runtime.recorded_by": "fusion record"}
     )
     writer.open()
+    recorder: _Recorder | None = None
     try:
         recorder = _Recorder(options, writer, on_event)
-        try:
-            start = time.monotonic()
-            ended_by = recorder.spin(start, should_stop, on_progress)
-            wall_s = time.monotonic() - start
-            recorder.drain()
-        finally:
-            recorder.close()
+        start = time.monotonic()
+        ended_by = recorder.spin(start, should_stop, on_progress)
+        wall_s = time.monotonic() - start
+        recorder.drain()
     except BaseException:
         if any(writer.message_counts.values()):
             writer.close()  # what was received stays readable
         else:
             writer.abort()
+        if recorder is not None:
+            recorder.close()
         raise
-    writer.close()
+    writer.close()  # complete on disk before the DDS teardown, which may be cut short
+    recorder.close()
     counts = writer.message_counts
     missing = tuple(t for t in options.topics or () if t not in counts and t not in recorder.skipped)
     return RecordSummary(str(Path(options.out)), counts, dict(recorder.skipped), missing, wall_s, ended_by)
@@ -319,5 +321,4 @@ class _Recorder:
         import rclpy
 
         self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        close_ros(self.node, self.context, what="fusion record")

@@ -360,13 +360,17 @@ WINDOW_S = 20.0
 #: a second at 3x; 15 MiB/s measured when frames piled up in FramePipeline) exceeds it in
 #: seconds.
 RSS_GROWTH_MB = 96.0
-#: Wall-clock bound of one frame's path under drop-oldest: waiting for late sensors and
-#: odometry (up to odometry_wait_ms = 0.2 s of data), then in each size-1 slot at most one
-#: cycle of the stage after it, and the stages themselves (ego motion + encoding, inference +
-#: decode + publish: 0.15-0.4 s together measured on the loaded 2-core machine): under 1 s,
-#: plus margin. end_to_end is on the bag's clock, which runs at up to RATE x wall time. A
-#: growing queue instead adds the backlog (tens of frames after a few seconds at 3x).
-FRAME_WALL_BOUND_MS = 1200.0
+#: Wall-clock bound of one frame's path under drop-oldest: the sweep waiting to be taken in
+#: (the executor runs at niceness +5 so that, with both worker threads always busy at 3x, it
+#: gets a fraction of a core for ~1,900 messages/s: input then waits in the reliable reader
+#: history, which bounds it), waiting for late sensors and odometry (up to odometry_wait_ms =
+#: 0.2 s of data), then in each size-1 slot at most one cycle of the stage after it, and the
+#: stages themselves (ego motion + encoding, inference + decode + publish: 0.15-0.4 s
+#: together measured on the loaded 2-core machine). Measured p50: 0.2-0.4 s locally, up to
+#: 0.6 s on CI, p95 up to 1 s. end_to_end is on the bag's clock, which runs at up to RATE x
+#: wall time. A growing queue instead adds the backlog (tens of frames after a few seconds at
+#: 3x) and the growth check below catches it whatever the bound.
+FRAME_WALL_BOUND_MS = 1600.0
 E2E_P95_BOUND_MS = RATE * FRAME_WALL_BOUND_MS
 E2E_P50_BOUND_MS = RATE * FRAME_WALL_BOUND_MS / 2
 #: queue_wait (wall clock, both slots): drop-oldest bounds it by one cycle of each next stage.

@@ -1,0 +1,47 @@
+"""Leaving DDS without hanging: node teardown bounded in time.
+
+Fast DDS can block for good in ``destroy_node`` when a reliable writer is stuck on a slow
+peer over its TCP large-data transport (seen here: ``fusion replay --qos reliable`` at 3x
+into a node that cannot keep up, SIGINT, then ``destroy_node`` never returned; eProsima/Fast-DDS
+issues #4203 and #6193 describe the same class of deadlock). A Ctrl-C must still end the
+process, so the teardown runs under a watchdog: past ``timeout_s`` it says what happened and
+exits the process without waiting for DDS. The work before it (the bag played, the outputs
+published, the recording closed) is complete by then; only the middleware's goodbye is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any, Final
+
+#: Seconds the node teardown may take before the process exits without it.
+TEARDOWN_TIMEOUT_S: Final = 5.0
+
+
+def close_ros(node: Any, context: Any = None, *, what: str, timeout_s: float = TEARDOWN_TIMEOUT_S, exit_code: int = 0) -> None:
+    """Destroy ``node`` and shut ``context`` (None: the default one) down; if that has not
+    returned after ``timeout_s``, print why on stderr and end the process with ``exit_code``."""
+    import rclpy
+
+    done = threading.Event()
+
+    def watchdog() -> None:
+        if done.wait(timeout_s):
+            return
+        sys.stdout.flush()
+        print(
+            f"{what}: the DDS teardown did not return within {timeout_s:g} s (a writer stuck on a slow "
+            f"peer); exiting without it",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(exit_code)
+
+    threading.Thread(target=watchdog, name="teardown-watchdog", daemon=True).start()
+    try:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    finally:
+        done.set()
