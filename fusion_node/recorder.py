@@ -318,7 +318,5 @@ class _Recorder:
             idle = idle + 1 if self.received == before else 0
 
     def close(self) -> None:
-        import rclpy
-
         self.executor.shutdown(timeout_sec=1.0)
         close_ros(self.node, self.context, what="fusion record")

@@ -20,7 +20,9 @@ from typing import Any, Final
 TEARDOWN_TIMEOUT_S: Final = 5.0
 
 
-def close_ros(node: Any, context: Any = None, *, what: str, timeout_s: float = TEARDOWN_TIMEOUT_S, exit_code: int = 0) -> None:
+def close_ros(
+    node: Any, context: Any = None, *, what: str, timeout_s: float = TEARDOWN_TIMEOUT_S, exit_code: int = 0
+) -> None:
     """Destroy ``node`` and shut ``context`` (None: the default one) down; if that has not
     returned after ``timeout_s``, print why on stderr and end the process with ``exit_code``."""
     import rclpy

@@ -3,8 +3,9 @@
 The data are shard directories written by ``fusion sim --shards``; the run directory gets
 ``last.pt`` (weights-only checkpoint: model, optimizer, schedule, step), ``config.json``,
 ``options.json`` and ``log.jsonl``. Running the same command again resumes from ``last.pt``.
-``--modalities`` trains a model that only ever sees those groups (the single-modality
-baselines of the "fusion helps" comparison use the same recipe).
+``--modalities`` trains a model that only ever sees those groups and records them in its
+config (``ModelConfig.modalities``), so every backend presents the other groups as absent. The
+single-modality baselines of the "fusion helps" comparison use the same recipe.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
     try:
         files = shard_files(args.data)
-        config = ModelConfig(fuser=args.fuser)
+        config = ModelConfig(fuser=args.fuser, modalities=tuple(m for m in MODALITIES if m in modalities))
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

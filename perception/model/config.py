@@ -46,6 +46,10 @@ class ModelConfig:
         num_classes: detection classes (len(perception.classes.CLASSES)).
         lidar_sweeps: lidar sweeps accumulated into each frame (the current one included).
         lut_samples: camera lookup samples per BEV cell (heights x cameras overlapping).
+        modalities: the groups the model was trained on (MODALITIES order); the input encoder
+            presents every other group as absent, whatever arrives (a lidar-only model
+            never sees camera features it was not trained on). Configs from before this field
+            load with all four.
     """
 
     input_grid: BevGrid = field(default_factory=BevGrid)
@@ -69,6 +73,7 @@ class ModelConfig:
     num_classes: int = len(CLASSES)
     lidar_sweeps: int = 3
     lut_samples: int = 8
+    modalities: tuple[str, ...] = MODALITIES
 
     def __post_init__(self) -> None:
         if self.bev_stride not in (1, 2):
@@ -87,6 +92,11 @@ class ModelConfig:
         if len(self.backbone_channels) != 2 or min(self.backbone_channels) < 1:
             raise ModelConfigError(
                 f"ModelConfig.backbone_channels must be two widths >= 1, got {self.backbone_channels!r}"
+            )
+        if not self.modalities or tuple(m for m in MODALITIES if m in self.modalities) != self.modalities:
+            raise ModelConfigError(
+                f"ModelConfig.modalities must be a non-empty subset of {list(MODALITIES)} in that order, "
+                f"got {self.modalities!r}"
             )
         if not self.camera_ids or len(set(self.camera_ids)) != len(self.camera_ids):
             raise ModelConfigError(f"ModelConfig.camera_ids must be unique and non-empty, got {self.camera_ids!r}")
@@ -118,6 +128,8 @@ class ModelConfig:
             values["input_grid"] = BevGrid(**values["input_grid"])
             for key in ("camera_ids", "image_size", "backbone_channels", "camera_heights_m"):
                 values[key] = tuple(values[key])
+            if "modalities" in values:
+                values["modalities"] = tuple(values["modalities"])
             return cls(**values)
         except (ValueError, TypeError, KeyError) as exc:
             raise ModelConfigError(f"{source or 'model config JSON'}: not a model config ({exc})") from exc

@@ -9,9 +9,10 @@ as the network's inputs (perception.model.network.INPUT_NAMES), without the batc
     camera_present (Ncam,) float32, modality_present (4,) float32 (MODALITIES order)
     lut_index, lut_camera (S * H * W,) int64 (the camera lookup table)
 
-A modality is present when it delivered data: lidar points, at least one radar scan, at least
-one ultrasonic reading, at least one camera image. An absent modality's raster is zeros and
-its presence flag 0, so the network masks it (perception.model.fusers).
+A modality is present when it delivered data (lidar points, at least one radar scan, at least
+one ultrasonic reading, at least one camera image) and the model was trained on it
+(``ModelConfig.modalities``). An absent modality's raster is zeros and its presence flag 0, so
+the network masks it (perception.model.fusers).
 
 Camera timing: images are lifted through the rig's static lookup table, i.e. as if taken at
 the frame stamp. A camera stamped up to half its period away (41.7 ms at 12 Hz) sees the
@@ -108,6 +109,11 @@ class InputEncoder:
         """
         grid = self.config.input_grid
         aug = augmentation if augmentation is not None and not augmentation.is_identity else None
+        trained = self.config.modalities
+        lidar = lidar if "lidar" in trained else None
+        radar = radar if "radar" in trained else None
+        ultrasonic = ultrasonic if "ultrasonic" in trained else None
+        images = images if "camera" in trained else {}
         zeros = {name: np.zeros((channels, *grid.shape), dtype=np.float32) for name, channels in INPUT_CHANNELS.items()}
         lidar_present = lidar is not None and len(lidar) > 0
         radar_present = radar is not None

@@ -13,7 +13,7 @@ import pytest
 from calibration import default_rig_path, load_rig
 from perception.model.config import MODALITIES, ModelConfig
 from perception.model.inputs import InputEncoder
-from perception.training.checkpoint import CheckpointError, load_checkpoint
+from perception.training.checkpoint import CheckpointError, load_checkpoint, load_model_config
 from perception.training.dataset import DropoutConfig, ShardReader, batches, shard_files, shards_sha256
 from simulation.scenario import ScenarioConfig
 from simulation.shards import write_shards
@@ -75,6 +75,28 @@ def test_dropped_modality_is_zero_with_presence_zero(shards: Path, encoder: Inpu
     assert batch["heatmap"].shape == (2, 10, 128, 128)
 
 
+def test_a_model_sees_only_the_groups_it_was_trained_on(shards: Path) -> None:
+    lidar_only = InputEncoder(load_rig(default_rig_path()), ModelConfig(modalities=("lidar",)))
+    inputs, _ = list(ShardReader(lidar_only).frames(shard_files([shards])[0]))[-1]
+    assert inputs["modality_present"].tolist() == [1.0, 0.0, 0.0, 0.0]  # radar, sonar, cameras delivered
+    assert inputs["lidar"].any()
+    for absent in ("radar", "ultrasonic", "images"):
+        assert not inputs[absent].any(), absent
+    assert not inputs["camera_present"].any()
+
+
+def test_model_config_modalities_are_checked_and_old_configs_load_with_all() -> None:
+    with pytest.raises(ValueError, match=r"modalities must be a non-empty subset of .* got \('camera', 'lidar'\)"):
+        ModelConfig(modalities=("camera", "lidar"))
+    with pytest.raises(ValueError, match="got \\(\\)"):
+        ModelConfig(modalities=())
+    old = json.loads(ModelConfig().to_json())
+    del old["modalities"]
+    assert ModelConfig.from_json(json.dumps(old)).modalities == MODALITIES
+    radar_camera = ModelConfig(modalities=("radar", "camera"))
+    assert ModelConfig.from_json(radar_camera.to_json()) == radar_camera
+
+
 def test_fusion_train_checkpoints_and_resumes(shards: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     command = [sys.executable, "-m", "fusion_node.cli", "train", "--data", str(shards), "--out", str(run)]
@@ -89,6 +111,10 @@ def test_fusion_train_checkpoints_and_resumes(shards: Path, tmp_path: Path) -> N
     steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
     assert load_checkpoint(run / "last.pt")["step"] == 3
+    lidar_run = tmp_path / "lidar_only"
+    only = [*command[:7], str(lidar_run), *command[8:], "1", "--modalities", "lidar"]
+    assert subprocess.run(only, capture_output=True, text=True, timeout=240, check=False).returncode == 0
+    assert load_model_config(load_checkpoint(lidar_run / "last.pt"), "test").modalities == ("lidar",)
 
 
 def test_bad_training_arguments_and_files(shards: Path, tmp_path: Path) -> None:
