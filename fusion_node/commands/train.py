@@ -11,8 +11,13 @@ single-modality baselines of the "fusion helps" comparison use the same recipe.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from perception.training.dataset import DropoutConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true", help="no rotation / flip / scaling")
     parser.add_argument("--no-dropout", action="store_true", help="no modality dropout")
     parser.add_argument(
+        "--dropout",
+        default="",
+        help="dropout probabilities to change, e.g. radar=0.3,single_camera=0.1 (defaults: groups 0.2, one camera 0.1)",
+    )
+    parser.add_argument(
+        "--velocity-weight", type=float, default=0.5, help="weight of vx, vy among the box regressions (default 0.5)"
+    )
+    parser.add_argument(
+        "--init", default=None, help="start a new run from this checkpoint's weights (fine-tuning; same model config)"
+    )
+    parser.add_argument(
         "--modalities",
         default="lidar,radar,ultrasonic,camera",
         help="groups the model ever sees, comma-separated (default all four)",
@@ -41,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from perception.model.config import MODALITIES, ModelConfig
     from perception.model.inputs import InputEncoder
+    from perception.training.checkpoint import CheckpointError
     from perception.training.dataset import (
-        DropoutConfig,
         background_batches,
         rig_of_shard,
         shard_files,
@@ -70,7 +86,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     rig = rig_of_shard(files[0])
     encoder = InputEncoder(rig, config)
-    dropout = None if args.no_dropout else DropoutConfig()
+    try:
+        dropout = None if args.no_dropout else _dropout(args.dropout)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     per_epoch = steps_per_epoch(files, args.batch)
     epochs = args.epochs
     options = TrainOptions(
@@ -81,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         max_steps=args.max_steps,
+        init=None if args.init is None else Path(args.init),
+        velocity_weight=args.velocity_weight,
     )
     print(
         f"{len(files)} shards, {per_epoch} steps/epoch x {epochs} epochs, batch {args.batch}, modalities {modalities}"
@@ -98,6 +120,30 @@ def run(args: argparse.Namespace) -> int:
             allowed=modalities,
         )
 
-    last = train(config, options, stream, progress=not args.quiet)
+    try:
+        last = train(config, options, stream, progress=not args.quiet)
+    except (CheckpointError, ValueError) as exc:  # --init: missing, unreadable or another model
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"checkpoint: {last}")
     return 0
+
+
+def _dropout(text: str) -> DropoutConfig:
+    """DropoutConfig with the ``name=p`` pairs of ``text`` changed; ValueError names a bad pair."""
+    import dataclasses
+
+    from perception.training.dataset import DropoutConfig
+
+    changes: dict[str, float] = {}
+    names = [f.name for f in dataclasses.fields(DropoutConfig)]
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = pair.partition("=")
+        try:
+            probability = float(value)
+        except ValueError:
+            probability = math.nan
+        if name not in names or not 0.0 <= probability <= 1.0:
+            raise ValueError(f"--dropout {pair!r}: expected NAME=P with NAME in {names} and 0 <= P <= 1")
+        changes[name] = probability
+    return dataclasses.replace(DropoutConfig(), **changes)

@@ -5,7 +5,9 @@ stream of batches (dicts of tensors, see perception.training.dataset), writes ``
 every ``checkpoint_every`` steps and at each epoch end (atomically), and resumes from
 ``last.pt`` in ``options.out`` when it exists: the model, optimizer, schedule and step are
 restored and the data stream reopens seeded by that step, so an interrupted run continues
-where it stopped. Losses go to ``log.jsonl``, one JSON object per step.
+where it stopped. A new run may start from another run's weights (``options.init``: fine-tuning
+with a fresh optimizer and schedule; the model configs must be equal). Losses go to
+``log.jsonl``, one JSON object per step.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from perception.model.config import ModelConfig
-from perception.model.losses import total_loss
+from perception.model.losses import LossWeights, total_loss
 from perception.model.network import INPUT_NAMES, FusionNet
 from perception.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -38,6 +40,8 @@ class TrainOptions:
     checkpoint_every: int = 100
     threads: int = 2
     max_steps: int | None = None
+    init: Path | None = None
+    velocity_weight: float = LossWeights().channels[8]
 
 
 def _to_model(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -74,8 +78,14 @@ def train(
         schedule.load_state_dict(payload["schedule"])
         step = int(payload["step"])
         print(f"resumed from {last} at step {step} of {total_steps}")
+    elif options.init is not None:
+        _initialize(model, config, options.init)
+        print(f"initialized from the weights of {options.init}")
+    speed = options.velocity_weight
+    weights = LossWeights(channels=(*LossWeights().channels[:8], speed, speed))
     torch.manual_seed(options.seed + step)
-    (out / "options.json").write_text(json.dumps({**asdict(options), "out": str(out)}, indent=2))
+    recorded = {**asdict(options), "out": str(out), "init": None if options.init is None else str(options.init)}
+    (out / "options.json").write_text(json.dumps(recorded, indent=2))
     (out / "config.json").write_text(config.to_json())
 
     def checkpoint(epoch: int) -> None:
@@ -100,7 +110,7 @@ def train(
             batch = next(stream)
             started = time.perf_counter()
             outputs = model(*_to_model(batch))
-            terms = total_loss(outputs, batch)
+            terms = total_loss(outputs, batch, weights)
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -120,6 +130,15 @@ def train(
                 checkpoint(epoch)
     bar.close()
     return last
+
+
+def _initialize(model: FusionNet, config: ModelConfig, path: Path) -> None:
+    from perception.training.checkpoint import load_model_config
+
+    payload = load_checkpoint(path)
+    if (found := load_model_config(payload, str(path))) != config:
+        raise ValueError(f"--init {path}: its model config differs from this run's: {found} vs {config}")
+    model.load_state_dict(payload["model"])
 
 
 def load_trained(path: str | Path) -> tuple[FusionNet, dict[str, Any]]:

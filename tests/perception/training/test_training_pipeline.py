@@ -116,6 +116,25 @@ def test_fusion_train_checkpoints_and_resumes(shards: Path, tmp_path: Path) -> N
     assert subprocess.run(only, capture_output=True, text=True, timeout=240, check=False).returncode == 0
     assert load_model_config(load_checkpoint(lidar_run / "last.pt"), "test").modalities == ("lidar",)
 
+    # fine-tuning: a new run from the first one's weights, with a fresh schedule
+    def tune(out: str, init: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        arguments = [*command[:7], str(tmp_path / out), *command[8:], "1", "--init", str(init), *extra]
+        return subprocess.run(arguments, capture_output=True, text=True, timeout=240, check=False)
+
+    tuned = tune("tuned", run / "last.pt", "--velocity-weight", "1.0", "--dropout", "radar=0.3")
+    assert tuned.returncode == 0, tuned.stderr
+    assert f"initialized from the weights of {run / 'last.pt'}" in tuned.stdout
+    options = json.loads((tmp_path / "tuned" / "options.json").read_text())
+    assert (options["init"], options["velocity_weight"]) == (str(run / "last.pt"), 1.0)
+    assert load_checkpoint(tmp_path / "tuned" / "last.pt")["step"] == 1
+    other = tune("other", lidar_run / "last.pt")  # trained on lidar only: another config
+    assert other.returncode == 2
+    assert "error: --init" in other.stderr
+    assert "its model config differs from this run's" in other.stderr
+    bad = tune("bad", run / "last.pt", "--dropout", "radar=1.5")
+    assert bad.returncode == 2
+    assert "--dropout 'radar=1.5': expected NAME=P with NAME in ['lidar'," in bad.stderr
+
 
 def test_bad_training_arguments_and_files(shards: Path, tmp_path: Path) -> None:
     result = subprocess.run(
