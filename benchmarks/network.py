@@ -1,4 +1,5 @@
-"""Fusion network latency per frame (``fusion bench network``): ONNX Runtime vs torch eager.
+"""Fusion network latency per frame (``fusion bench network``): ONNX Runtime vs torch eager,
+or (``--precision fp16|int8``) ONNX Runtime on the bundle's FP16 / INT8 copy vs FP32.
 
 Both run a model bundle through the runtime's own backends (``load_backend``: what the node
 runs), batch 1, on inputs of the real shapes with the default rig's camera lookup table, with
@@ -28,8 +29,13 @@ import numpy as np
 
 from benchmarks.timing import median_ms, speedup
 
-HELP = "fusion network per frame: ONNX Runtime (CPU) vs torch eager, same threads, separate processes"
-BACKENDS = ("onnxruntime", "torch")
+HELP = "fusion network per frame: ONNX Runtime (CPU) vs torch eager (or vs FP32), same threads, separate processes"
+
+
+def variants(precision: str) -> tuple[str, str]:
+    """(candidate, baseline) as "backend[:precision]": ONNX Runtime FP32 against torch eager,
+    or ONNX Runtime at ``precision`` against ONNX Runtime FP32."""
+    return ("onnxruntime", "torch") if precision == "fp32" else (f"onnxruntime:{precision}", "onnxruntime")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fuser", default="conv", help="conv | attention: random-weights bundle (default conv)")
     parser.add_argument("--bundle", default="", help="model bundle to time (default: random weights, --fuser)")
     parser.add_argument("--blocks", type=int, default=4, help="alternating blocks per backend (default 4)")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "fp16", "int8"],
+        help="fp16 / int8: time the bundle's ONNX Runtime copy against FP32 (default fp32: against torch eager)",
+    )
 
 
 def _inputs(config: Any) -> dict[str, Any]:
@@ -52,14 +64,15 @@ def _inputs(config: Any) -> dict[str, Any]:
     return {name: value[0] for name, value in arrays.items()}
 
 
-def time_backend(backend: str, bundle: str, threads: int, runs: int, warmup: int, outputs: str = "") -> list[int]:
-    """Run times (ns) of one backend on one frame; with ``outputs``, also save its outputs
-    (.npz) for the cross-check."""
+def time_backend(variant: str, bundle: str, threads: int, runs: int, warmup: int, outputs: str = "") -> list[int]:
+    """Run times (ns) of one ``backend[:precision]`` on one frame; with ``outputs``, also save
+    its outputs (.npz) for the cross-check."""
     import time
 
     from perception.backends import load_backend
 
-    loaded = load_backend(backend, bundle, threads=threads)
+    backend, _, precision = variant.partition(":")
+    loaded = load_backend(backend, bundle, threads=threads, **({"precision": precision} if precision else {}))
     inputs = _inputs(loaded.config)
     result = loaded.infer(inputs)
     if outputs:
@@ -74,17 +87,17 @@ def time_backend(backend: str, bundle: str, threads: int, runs: int, warmup: int
     return times
 
 
-def _child(backend: str, bundle: str, threads: int, runs: int, warmup: int, outputs: str = "") -> list[int]:
+def _child(variant: str, bundle: str, threads: int, runs: int, warmup: int, outputs: str = "") -> list[int]:
     code = (
         "import json, sys; from benchmarks.network import time_backend; "
         "print(json.dumps(time_backend(*json.loads(sys.argv[1]))))"
     )
-    arguments = json.dumps([backend, bundle, threads, runs, warmup, outputs])
+    arguments = json.dumps([variant, bundle, threads, runs, warmup, outputs])
     done = subprocess.run(
         [sys.executable, "-c", code, arguments], capture_output=True, text=True, check=False, timeout=900
     )
     if done.returncode != 0:
-        raise RuntimeError(f"timing {backend} on {bundle} failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"timing {variant} on {bundle} failed:\n{done.stderr[-3000:]}")
     return list(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -108,22 +121,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench_network_") as folder:
         bundle = args.bundle or str(_random_bundle(args.fuser, Path(folder)))
         config = load_bundle(bundle).config
-        outputs = {name: str(Path(folder) / f"{name}.npz") for name in BACKENDS}
-        for name in BACKENDS:
+        pair = variants(args.precision)
+        outputs = {name: str(Path(folder) / f"{name.replace(':', '_')}.npz") for name in pair}
+        for name in pair:
             _child(name, bundle, args.threads, 1, 0, outputs[name])
-        pairs = zip(*(np.load(outputs[name]).values() for name in BACKENDS), strict=True)
-        difference = max(float(np.max(np.abs(a - b))) for a, b in pairs)
+        arrays = zip(*(np.load(outputs[name]).values() for name in pair), strict=True)
+        difference = max(float(np.max(np.abs(a - b))) for a, b in arrays)
         per_block = max(1, -(-args.runs // args.blocks))
-        times: dict[str, list[int]] = {name: [] for name in BACKENDS}
+        times: dict[str, list[int]] = {name: [] for name in pair}
         for _ in range(args.blocks):
-            for name in BACKENDS:
+            for name in pair:
                 times[name] += _child(name, bundle, args.threads, per_block, args.warmup)
-    candidate, baseline = median_ms(times["onnxruntime"]), median_ms(times["torch"])
+    candidate, baseline = median_ms(times[pair[0]]), median_ms(times[pair[1]])
     ny, nx = config.input_grid.shape
+    key, against = (
+        ("network_onnxruntime", "torch eager")
+        if args.precision == "fp32"
+        else (
+            f"network_onnxruntime_{args.precision}",
+            "ONNX Runtime FP32 (model.onnx)",
+        )
+    )
     return {
-        "network_onnxruntime": {
+        key: {
             "median_ms": candidate,
-            "runs": len(times["onnxruntime"]),
+            "runs": len(times[pair[0]]),
             "bundle": args.bundle or f"random weights, fuser {config.fuser}",
             "input": {
                 "grid": [ny, nx],
@@ -133,8 +155,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             },
             "threads": args.threads,
             "processes": f"each backend in its own process, {args.blocks} alternating blocks of {per_block} runs",
-            "max_abs_difference_vs_torch": difference,
-            "baseline": "torch eager, same threads, same bundle",
+            "max_abs_difference_vs_baseline": difference,
+            "baseline": f"{against}, same threads, same bundle",
             "baseline_median_ms": baseline,
             "speedup": speedup(baseline, candidate),
         }

@@ -59,6 +59,13 @@ PARAMETERS: Final = (
     ParameterSpec("weights", str, "", "model checkpoint (.pt) or bundle directory (required)"),
     ParameterSpec("backend", str, "torch", "inference backend", choices=("torch", "onnxruntime", "tensorrt")),
     ParameterSpec("threads", int, 2, "CPU threads of the backend", minimum=1, maximum=64),
+    ParameterSpec(
+        "precision",
+        str,
+        "",
+        "onnxruntime: fp32, fp16 or int8 (the bundle's copies); tensorrt: engine precision; empty: the default",
+        choices=("", "fp32", "fp16", "int8"),
+    ),
     ParameterSpec("qos", str, "sensor_data", "QoS of the sensor subscriptions", choices=("sensor_data", "reliable")),
     ParameterSpec(
         "score_threshold", float, 0.3, "detections below this score are not published", minimum=0.0, maximum=1.0
@@ -373,10 +380,12 @@ def _load(node: Any, params: dict[str, Any]) -> tuple[Rig, Any, Any]:
             f"({rig.source}); cameras: {[s.id for s in rig.cameras]}"
         )
     try:
-        backend = load_backend(params["backend"], params["weights"], threads=params["threads"])
+        precision = {"precision": params["precision"]} if params["precision"] else {}
+        backend = load_backend(params["backend"], params["weights"], threads=params["threads"], **precision)
     except Exception as exc:
         raise ParameterError(
-            f"parameters 'backend' ({params['backend']!r}) / 'weights' ({params['weights']!r}): {exc}"
+            f"parameters 'backend' ({params['backend']!r}) / 'weights' ({params['weights']!r}) / 'precision' "
+            f"({params['precision']!r}): {exc}"
         ) from exc
     predictor = Predictor(backend, DecodeConfig(score_threshold=params["score_threshold"], top_k=params["max_objects"]))
     try:

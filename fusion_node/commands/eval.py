@@ -24,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         default=None,
-        choices=["fp32", "fp16"],
-        help="onnxruntime: fp32 (default) or fp16 (the bundle's model_fp16.onnx, from fusion export --fp16); "
-        "tensorrt: engine precision (default fp16); torch: not taken",
+        choices=["fp32", "fp16", "int8"],
+        help="onnxruntime: fp32 (default), fp16 or int8 (the bundle's model_fp16.onnx / model_int8.onnx, from "
+        "fusion export --fp16 / --int8); tensorrt: engine precision (default fp16); torch: not taken",
     )
     parser.add_argument("--drop", default="", help="comma-separated groups or sensor ids to treat as missing")
     parser.add_argument("--json", default=None, help="write the metrics as JSON to this file")

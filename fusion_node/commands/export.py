@@ -9,6 +9,12 @@ given here for reference.
 (perception.backends.fp16), listed with its checksum in the manifest: ``fusion eval --backend
 onnxruntime --precision fp16`` runs it to measure FP16 accuracy. TensorRT does not need it (it
 builds FP16 engines from model.onnx; ``--precision`` with ``--build-only``).
+
+``--int8 SHARD_DIR ...`` adds ``model_int8.onnx``, an INT8 (QDQ) copy for ONNX Runtime on CPUs
+(perception.backends.int8_onnx), calibrated with ``--calibrator`` on a reproducible set of
+``--int8-frames`` frames of those shards (the set TensorRT's INT8 build uses; written to a
+temporary folder, its sha256 recorded in the manifest): ``--precision int8`` of ``fusion eval``
+and of the node runs it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -33,12 +40,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write model_fp16.onnx, an FP16 copy of the graph for ONNX Runtime (fusion eval --precision fp16)",
     )
     parser.add_argument(
+        "--int8",
+        nargs="+",
+        default=None,
+        metavar="SHARD_DIR",
+        help="also write model_int8.onnx, an INT8 copy for ONNX Runtime calibrated on frames of these shards",
+    )
+    parser.add_argument("--int8-frames", type=int, default=64, help="calibration frames for --int8 (default 64)")
+    parser.add_argument(
         "--precision", default="fp16", choices=["fp32", "fp16", "int8"], help="engine precision (with --build-only)"
     )
     parser.add_argument("--workspace-mb", type=int, default=2048, help="TensorRT workspace limit, MiB")
     parser.add_argument("--cache-dir", default="~/.cache/fusion_runtime/engines", help="engine cache folder")
     parser.add_argument("--calibration", default=None, help="INT8 calibration set (folder or manifest)")
-    parser.add_argument("--calibrator", default="entropy", choices=["entropy", "minmax"], help="INT8 calibrator")
+    parser.add_argument(
+        "--calibrator", default="entropy", choices=["entropy", "minmax"], help="INT8 calibration (default entropy)"
+    )
     parser.add_argument("--rig", default=None, help="rig YAML whose camera geometry hash is recorded (default rig)")
     data = parser.add_mutually_exclusive_group()
     data.add_argument("--data", nargs="+", default=None, help="training shard directories: their sha256 is recorded")
@@ -48,14 +65,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from calibration import CalibrationError, default_rig_path, load_rig
     from perception.backends.bundle import BundleError, export_bundle
+    from perception.backends.int8_calibration import write_calibration_set
     from perception.errors import PerceptionError
     from perception.model.inputs import InputEncoder
     from perception.training.dataset import shards_sha256
     from perception.training.trainer import load_trained
 
     if args.build_only:
-        if args.fp16:
-            print("error: --fp16 writes a new bundle; with --build-only use --precision fp16", file=sys.stderr)
+        if args.fp16 or args.int8:
+            flag = "--fp16" if args.fp16 else "--int8"
+            print(f"error: {flag} writes a new bundle; with --build-only use --precision", file=sys.stderr)
             return 2
         return _build_only(args)
     if args.out is None:
@@ -66,7 +85,22 @@ def run(args: argparse.Namespace) -> int:
         rig = load_rig(Path(args.rig) if args.rig else default_rig_path())
         geometry = InputEncoder(rig, model.config).table.geometry_hash()
         data_hash = f"sha256:{shards_sha256(args.data)}" if args.data else args.data_hash
-        bundle = export_bundle(args.checkpoint, args.out, geometry_hash=geometry, data_hash=data_hash, fp16=args.fp16)
+        with tempfile.TemporaryDirectory(prefix="int8_calibration_") as work:
+            calibration = None
+            if args.int8:
+                print(f"writing {args.int8_frames} INT8 calibration frames from {args.int8}", flush=True)
+                calibration = write_calibration_set(
+                    args.int8, rig, model.config, Path(work) / "set", frames=args.int8_frames, seed=0
+                )
+            bundle = export_bundle(
+                args.checkpoint,
+                args.out,
+                geometry_hash=geometry,
+                data_hash=data_hash,
+                fp16=args.fp16,
+                int8=calibration,
+                int8_method=args.calibrator,
+            )
     except FileNotFoundError as exc:
         print(f"error: --data: {exc}", file=sys.stderr)
         return 2

@@ -51,8 +51,8 @@ def load_backend(name: str, path: str | Path, **options: Any) -> Backend:
     """The backend registered as ``name``, loaded from ``path`` (checkpoint or bundle).
 
     ``options`` go to the backend's factory; one it does not take is refused by name (e.g.
-    ``precision`` is an option of ``onnxruntime`` ("fp32" or "fp16", the bundle's FP16 copy)
-    and ``tensorrt``, not of ``torch``)."""
+    ``precision`` is an option of ``onnxruntime`` ("fp32", or "fp16" / "int8": the bundle's
+    copies) and ``tensorrt``, not of ``torch``)."""
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; known: {sorted(BACKENDS)}")
     module, factory_name = BACKENDS[name].split(":")

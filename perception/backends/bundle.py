@@ -6,10 +6,13 @@ A bundle is a directory written by ``fusion export`` (:func:`export_bundle`)::
     weights.pt       the same network's weights (weights-only torch file) for the torch backend
     model_fp16.onnx  optional (``fusion export --fp16``): an FP16 copy of model.onnx with the
                      same float32 interface (perception.backends.fp16), for ONNX Runtime
+    model_int8.onnx  optional (``fusion export --int8 SHARDS``): an INT8 (QDQ) copy calibrated
+                     on simulated frames (perception.backends.int8_onnx), for ONNX Runtime CPUs
     manifest.json    bundle_version, created, model_config, inputs / outputs (name, shape,
                      dtype), grid and output_grid, classes, camera_ids, camera_lookup, training
                      (checkpoint step, data hash), files (sha256 of model.onnx, weights.pt and
-                     model_fp16.onnx when present), fp16 (the converter, when present)
+                     of the copies present), fp16 (the converter), int8 (quantizer, method,
+                     calibration set sha256), each when its copy is present
 
 The camera lookup tables are **runtime inputs** (``lut_index``, ``lut_camera``), not weights
 or constants: a calibration update changes the tables the node builds from the rig, never the
@@ -19,9 +22,10 @@ its own rig and checks only the shape).
 
 :func:`load_bundle` refuses a bundle whose manifest is missing or malformed, whose version is
 unknown, or whose files do not match their checksums, naming the file and the field. A
-``model_fp16.onnx`` is verified like ``model.onnx`` when the manifest lists it; one that is in
-the directory but not in the manifest is refused. Bundles without it stay valid. Nothing is
-unpickled: the manifest is JSON and weights load with ``weights_only=True``.
+copy (``model_fp16.onnx``, ``model_int8.onnx``) is verified like ``model.onnx`` when the
+manifest lists it; one that is in the directory but not in the manifest is refused. Bundles
+without copies stay valid. Nothing is unpickled: the manifest is JSON and weights load with
+``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,6 +45,9 @@ from perception.errors import PerceptionError
 from perception.model.config import ModelConfig
 from perception.training.checkpoint import file_sha256
 
+if TYPE_CHECKING:
+    from perception.backends.int8_calibration import CalibrationSet
+
 #: Layout version of a bundle directory; readers refuse other versions.
 BUNDLE_VERSION: Final = 1
 MANIFEST: Final = "manifest.json"
@@ -48,6 +55,10 @@ ONNX_FILE: Final = "model.onnx"
 WEIGHTS_FILE: Final = "weights.pt"
 #: Optional FP16 copy of ONNX_FILE (perception.backends.fp16).
 FP16_FILE: Final = "model_fp16.onnx"
+#: Optional INT8 copy of ONNX_FILE (perception.backends.int8_onnx).
+INT8_FILE: Final = "model_int8.onnx"
+#: Copies of ONNX_FILE a bundle may carry -> the export flag that writes each.
+COPIES: Final = {FP16_FILE: "--fp16", INT8_FILE: "--int8"}
 #: ONNX opset of the exported graph (TensorRT 10 parses 9..20; 17 has every operator used).
 OPSET: Final = 17
 
@@ -75,6 +86,11 @@ class Bundle:
     def fp16_path(self) -> Path | None:
         """The FP16 copy of the graph, or None when the bundle was exported without one."""
         return self.path / FP16_FILE if FP16_FILE in self.manifest["files"] else None
+
+    @property
+    def int8_path(self) -> Path | None:
+        """The INT8 copy of the graph, or None when the bundle was exported without one."""
+        return self.path / INT8_FILE if INT8_FILE in self.manifest["files"] else None
 
     @property
     def checksum(self) -> str:
@@ -120,12 +136,13 @@ def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
     if tuple(classes) != CLASSES:
         raise BundleError(f"{where}: field 'classes' {classes} differs from this runtime's {list(CLASSES)}")
     files = _require(manifest, "files", dict, where)
-    if (path / FP16_FILE).is_file() and FP16_FILE not in files:
-        raise BundleError(
-            f"{path / FP16_FILE}: in the bundle, but field 'files' of {where} has no checksum for it "
-            "(added after export?); re-export the bundle with `fusion export --fp16`"
-        )
-    for name in (ONNX_FILE, WEIGHTS_FILE, *([FP16_FILE] if FP16_FILE in files else [])):
+    for copy, flag in COPIES.items():
+        if (path / copy).is_file() and copy not in files:
+            raise BundleError(
+                f"{path / copy}: in the bundle, but field 'files' of {where} has no checksum for it "
+                f"(added after export?); re-export the bundle with `fusion export {flag}`"
+            )
+    for name in (ONNX_FILE, WEIGHTS_FILE, *(copy for copy in COPIES if copy in files)):
         if name not in files:
             raise BundleError(f"{where}: field 'files' has no checksum for {name}")
         if not (path / name).is_file():
@@ -187,12 +204,31 @@ def example_inputs(config: ModelConfig, seed: int = 0) -> dict[str, NDArray[Any]
     return arrays
 
 
+def graph_interface(model: Any) -> list[tuple[str, str, int, tuple[int, ...]]]:
+    """(input|output, name, ONNX element type, static shape) of every input and output of the
+    ``onnx.ModelProto`` ``model``: what a converted copy of a graph must keep."""
+    rows = []
+    for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
+        for value in values:
+            tensor = value.type.tensor_type
+            rows.append((kind, value.name, tensor.elem_type, tuple(d.dim_value for d in tensor.shape.dim)))
+    return rows
+
+
 def export_bundle(
-    checkpoint: str | Path, out: str | Path, *, geometry_hash: str = "", data_hash: str = "", fp16: bool = False
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    geometry_hash: str = "",
+    data_hash: str = "",
+    fp16: bool = False,
+    int8: CalibrationSet | None = None,
+    int8_method: str = "entropy",
 ) -> Bundle:
     """Write a bundle from a checkpoint: ONNX (opset :data:`OPSET`, static shapes), weights,
-    manifest, and with ``fp16`` an FP16 copy of the graph (:data:`FP16_FILE`). ``out`` must not
-    exist (a bundle is never overwritten in place)."""
+    manifest, with ``fp16`` an FP16 copy of the graph (:data:`FP16_FILE`), and with a
+    calibration set ``int8`` an INT8 copy calibrated on it by ``int8_method``
+    (:data:`INT8_FILE`). ``out`` must not exist (a bundle is never overwritten in place)."""
     import torch
 
     from perception.model.network import INPUT_NAMES, OUTPUT_NAMES
@@ -233,6 +269,25 @@ def export_bundle(
             raise
         files.append(FP16_FILE)
         extra["fp16"] = {"file": FP16_FILE, "from": ONNX_FILE, "converter": f"{CONVERTER} {onnxruntime.__version__}"}
+    if int8 is not None:
+        import onnxruntime
+
+        from perception.backends.int8_onnx import QUANTIZER, to_int8
+
+        try:
+            to_int8(temporary / ONNX_FILE, temporary / INT8_FILE, int8, int8_method)
+        except BundleError:
+            shutil.rmtree(temporary)
+            raise
+        files.append(INT8_FILE)
+        extra["int8"] = {
+            "file": INT8_FILE,
+            "from": ONNX_FILE,
+            "quantizer": f"{QUANTIZER}, onnxruntime {onnxruntime.__version__}",
+            "method": int8_method,
+            "calibration_sha256": int8.sha256,
+            "calibration_frames": len(int8.files),
+        }
     source = load_checkpoint(checkpoint)
     save_checkpoint(
         temporary / WEIGHTS_FILE,

@@ -53,7 +53,7 @@ from google.protobuf.message import DecodeError
 from numpy.typing import NDArray
 from onnx import numpy_helper
 
-from perception.backends.bundle import BundleError
+from perception.backends.bundle import BundleError, graph_interface
 
 #: Largest finite float16 value; larger weights or constants are refused.
 FP16_MAX: Final = float(np.finfo(np.float16).max)
@@ -109,16 +109,6 @@ def _sort_topologically(graph: onnx.GraphProto, source: Path) -> None:
     graph.node.extend(ordered)
 
 
-def _interface(model: onnx.ModelProto) -> list[tuple[str, str, int, tuple[int, ...]]]:
-    """(input|output, name, ONNX element type, static shape) of every graph input and output."""
-    rows = []
-    for kind, values in (("input", model.graph.input), ("output", model.graph.output)):
-        for value in values:
-            tensor = value.type.tensor_type
-            rows.append((kind, value.name, tensor.elem_type, tuple(d.dim_value for d in tensor.shape.dim)))
-    return rows
-
-
 def to_fp16(source: str | Path, out: str | Path) -> Path:
     """Write an FP16 copy of the ONNX graph ``source`` to ``out`` and return ``out``.
 
@@ -132,7 +122,7 @@ def to_fp16(source: str | Path, out: str | Path) -> Path:
     except (OSError, DecodeError) as exc:
         raise BundleError(f"{source}: not a readable ONNX graph ({exc})") from exc
     _check_range(model, source)
-    before = _interface(model)
+    before = graph_interface(model)
 
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -142,7 +132,7 @@ def to_fp16(source: str | Path, out: str | Path) -> Path:
         onnx.checker.check_model(converted, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise BundleError(f"{source}: the FP16 copy fails the ONNX checker: {exc}") from exc
-    after = _interface(converted)
+    after = graph_interface(converted)
     if after != before:
         raise BundleError(f"{source}: the FP16 copy changed the graph interface from {before} to {after}")
     out.parent.mkdir(parents=True, exist_ok=True)

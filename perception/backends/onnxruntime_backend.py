@@ -4,6 +4,9 @@
 ``fusion export --fp16``; same float32 inputs and outputs, float16 inside): the accuracy check
 of FP16 engines. On a CPU it is not faster than FP32 (the CPU provider has few float16 kernels
 and ONNX Runtime adds casts around the rest); on GPUs the CUDA provider runs it natively.
+``precision="int8"`` runs the INT8 copy ``model_int8.onnx`` (``fusion export --int8 SHARDS``;
+integer convolutions, the fast path on CPUs with VNNI or AVX2; docs/BENCHMARKS.md has its speed
+and accuracy).
 
 Providers in order of preference, taken when this onnxruntime build has them: TensorRT,
 CUDA, CPU (``providers=`` overrides). The session is built once; each call feeds the graph's
@@ -19,28 +22,31 @@ from typing import Any
 import numpy as np
 
 from perception.backends.base import BackendError, Outputs
-from perception.backends.bundle import FP16_FILE, Bundle, load_bundle
+from perception.backends.bundle import FP16_FILE, INT8_FILE, Bundle, load_bundle
 from perception.model.inputs import Arrays
 from perception.model.network import OUTPUT_NAMES
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 #: precision -> which graph of the bundle runs.
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def graph_path(bundle: Bundle, precision: str) -> Path:
     """The ONNX file of ``bundle`` that runs at ``precision`` (``fp32``: model.onnx, ``fp16``:
-    model_fp16.onnx); a clear error when the precision is unknown or the bundle has no FP16 copy."""
+    model_fp16.onnx, ``int8``: model_int8.onnx); a clear error when the precision is unknown or
+    the bundle has no such copy."""
     if precision not in PRECISIONS:
         raise BackendError(f"onnxruntime: precision {precision!r} is not one of {list(PRECISIONS)}")
     if precision == "fp32":
         return bundle.onnx_path
-    if bundle.fp16_path is None:
+    fp16 = precision == "fp16"
+    copy, file, flag = (bundle.fp16_path, FP16_FILE, "--fp16") if fp16 else (bundle.int8_path, INT8_FILE, "--int8 DIRS")
+    if copy is None:
         raise BackendError(
-            f"onnxruntime: precision 'fp16' needs {FP16_FILE} in the bundle {bundle.path}, which was exported "
-            f"without one; write a bundle that has it with `fusion export <checkpoint> --out <new bundle> --fp16`"
+            f"onnxruntime: precision {precision!r} needs {file} in the bundle {bundle.path}, which was exported "
+            f"without one; write a bundle that has it with `fusion export <checkpoint> --out <new bundle> {flag}`"
         )
-    return bundle.fp16_path
+    return copy
 
 
 class OnnxRuntimeBackend:
