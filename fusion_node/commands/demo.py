@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="replay rate (default 1: real time)")
     parser.add_argument("--threads", type=int, default=2, help="inference threads of the node (default 2)")
     parser.add_argument(
+        "--precision",
+        default="",
+        choices=["", "fp32", "fp16", "int8"],
+        help="the node's 'precision' parameter (onnxruntime int8: the bundle's INT8 copy; default: the backend's)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warn", "error"],
@@ -144,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     node = start_child(
         [sys.executable, "-m", "fusion_node.fusion_node", "--ros-args", "-p", f"weights:={weights}",
          "-p", f"backend:={args.backend}", "-p", f"threads:={args.threads}", "-p", "qos:=reliable",
+         *(["-p", f"precision:={args.precision}"] if args.precision else []),
          "-p", f"rig_path:={bag / 'rig.yaml'}",
          "-p", "diagnostics_period_s:=0.5", "-p", "use_sim_time:=true",
          "--log-level", f"fusion_node:={args.log_level}"],
@@ -246,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         "bag": str(bag),
         "model": str(weights),
         "backend": args.backend,
+        "precision": args.precision or "default",
         "lidar_frames_in": lidar_in,
         "frames_published": sum(1 for f in frames.values() if f.detections is not None),
         "partial_frames": int(frames_values.get("frames_partial", -1)),
