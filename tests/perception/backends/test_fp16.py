@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +58,9 @@ def fp16_bundle(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture
-def fp32_bundle(fp16_bundle: Path, tmp_path: Path) -> Path:
+def fp32_bundle(fp16_bundle: Path, bundle_without: Callable[[Path, str, str], Path]) -> Path:
     """The same bundle as exported without --fp16 (no FP16 file, no manifest entries for it)."""
-    copy = tmp_path / "tiny_fp32"
-    shutil.copytree(fp16_bundle, copy)
-    (copy / FP16_FILE).unlink()
-    manifest = json.loads((copy / "manifest.json").read_text())
-    del manifest["files"][FP16_FILE], manifest["fp16"]
-    (copy / "manifest.json").write_text(json.dumps(manifest))
-    return copy
+    return bundle_without(fp16_bundle, FP16_FILE, "fp16")
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ INT8 vs FP32 outputs of the shipped network on calibration frames it was not cal
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +22,6 @@ from perception.backends.int8_onnx import KEEP_FLOAT, to_int8
 from perception.model.config import ModelConfig
 from perception.model.network import FusionNet
 from perception.training.checkpoint import save_checkpoint
-from simulation.scenario import ScenarioConfig
-from simulation.shards import write_shards
-from simulation.simulator import SimConfig, Simulator
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "models" / "fusion_sim"
@@ -32,11 +29,8 @@ TINY = ModelConfig(bev_channels=8, image_channels=8, fused_channels=8, backbone_
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("shards") / "seed_6"
-    simulator = Simulator(load_rig(default_rig_path()), SimConfig(scenario=ScenarioConfig(seed=6, duration_s=0.8)))
-    write_shards(directory, simulator, frames_per_shard=4)
-    return directory
+def shards(simulated_shards: Callable[..., Path]) -> Path:
+    return simulated_shards(seed=6, duration_s=0.8, frames_per_shard=4)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +70,7 @@ def test_export_writes_a_quantized_copy_listed_in_the_manifest(int8_bundle: Path
 
 
 def test_the_backend_runs_the_copy_and_refuses_bundles_without_one(
-    int8_bundle: Path, shards: Path, tmp_path: Path
+    int8_bundle: Path, shards: Path, tmp_path: Path, bundle_without: Callable[[Path, str, str], Path]
 ) -> None:
     int8 = load_backend("onnxruntime", int8_bundle, precision="int8")
     fp32 = load_backend("onnxruntime", int8_bundle)
@@ -85,12 +79,7 @@ def test_the_backend_runs_the_copy_and_refuses_bundles_without_one(
     for a, b in zip(int8.infer(inputs)[:3], fp32.infer(inputs)[:3], strict=True):
         assert a.shape == b.shape
         assert np.isfinite(a).all()
-    plain = tmp_path / "plain"
-    shutil.copytree(int8_bundle, plain)
-    (plain / INT8_FILE).unlink()
-    manifest = json.loads((plain / "manifest.json").read_text())
-    del manifest["files"][INT8_FILE], manifest["int8"]
-    (plain / "manifest.json").write_text(json.dumps(manifest))
+    plain = bundle_without(int8_bundle, INT8_FILE, "int8")
     with pytest.raises(BackendError, match=r"precision 'int8' needs model_int8.onnx .* --int8 DIRS"):
         load_backend("onnxruntime", plain, precision="int8")
     shutil.copy(int8_bundle / INT8_FILE, plain / INT8_FILE)  # dropped in after export: refused

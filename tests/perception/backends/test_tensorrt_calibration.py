@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,6 @@ from perception.backends.int8_calibration import (
 from perception.model.config import ModelConfig
 from perception.model.inputs import InputEncoder
 from perception.training.dataset import ShardReader
-from simulation.scenario import ScenarioConfig
-from simulation.shards import write_shards
-from simulation.simulator import SimConfig, Simulator
 
 TINY = ModelConfig(bev_channels=8, image_channels=8, fused_channels=8, backbone_channels=(8, 8))
 
@@ -38,11 +36,8 @@ def rig():
 
 
 @pytest.fixture(scope="module")
-def shards(rig, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("shards") / "seed_5"
-    simulator = Simulator(rig, SimConfig(scenario=ScenarioConfig(seed=5, duration_s=0.6)))
-    write_shards(directory, simulator, frames_per_shard=3)  # 5 frames in 2 shards
-    return directory
+def shards(simulated_shards: Callable[..., Path]) -> Path:
+    return simulated_shards(seed=5, duration_s=0.6, frames_per_shard=3)  # 5 frames in 2 shards
 
 
 @pytest.fixture(scope="module")

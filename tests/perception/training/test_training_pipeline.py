@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +16,11 @@ from perception.model.config import MODALITIES, ModelConfig
 from perception.model.inputs import InputEncoder
 from perception.training.checkpoint import CheckpointError, load_checkpoint, load_model_config
 from perception.training.dataset import DropoutConfig, ShardReader, batches, shard_files, shards_sha256
-from simulation.scenario import ScenarioConfig
-from simulation.shards import write_shards
-from simulation.simulator import SimConfig, Simulator
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("shards") / "seed_3"
-    simulator = Simulator(load_rig(default_rig_path()), SimConfig(scenario=ScenarioConfig(seed=3, duration_s=1.2)))
-    write_shards(directory, simulator, frames_per_shard=6)
-    return directory
+def shards(simulated_shards: Callable[..., Path]) -> Path:
+    return simulated_shards(seed=3, duration_s=1.2, frames_per_shard=6)
 
 
 @pytest.fixture(scope="module")
