@@ -11,7 +11,7 @@ onnxruntime --precision fp16`` runs it to measure FP16 accuracy. TensorRT does n
 builds FP16 engines from model.onnx; ``--precision`` with ``--build-only``).
 
 ``--int8 SHARD_DIR ...`` adds ``model_int8.onnx``, an INT8 (QDQ) copy for ONNX Runtime on CPUs
-(perception.backends.int8_onnx), calibrated with ``--calibrator`` on a reproducible set of
+(perception.backends.int8_onnx), calibrated with ``--int8-method`` on a reproducible set of
 ``--int8-frames`` frames of those shards (the set TensorRT's INT8 build uses; written to a
 temporary folder, its sha256 recorded in the manifest): ``--precision int8`` of ``fusion eval``
 and of the node runs it.
@@ -48,13 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--int8-frames", type=int, default=64, help="calibration frames for --int8 (default 64)")
     parser.add_argument(
+        "--int8-method",
+        default="percentile",
+        choices=["percentile", "minmax", "entropy"],
+        help="activation ranges of the --int8 copy (default percentile)",
+    )
+    parser.add_argument(
         "--precision", default="fp16", choices=["fp32", "fp16", "int8"], help="engine precision (with --build-only)"
     )
     parser.add_argument("--workspace-mb", type=int, default=2048, help="TensorRT workspace limit, MiB")
     parser.add_argument("--cache-dir", default="~/.cache/fusion_runtime/engines", help="engine cache folder")
     parser.add_argument("--calibration", default=None, help="INT8 calibration set (folder or manifest)")
     parser.add_argument(
-        "--calibrator", default="entropy", choices=["entropy", "minmax"], help="INT8 calibration (default entropy)"
+        "--calibrator", default="entropy", choices=["entropy", "minmax"], help="TensorRT INT8 calibrator (--build-only)"
     )
     parser.add_argument("--rig", default=None, help="rig YAML whose camera geometry hash is recorded (default rig)")
     data = parser.add_mutually_exclusive_group()
@@ -99,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 data_hash=data_hash,
                 fp16=args.fp16,
                 int8=calibration,
-                int8_method=args.calibrator,
+                int8_method=args.int8_method,
             )
     except FileNotFoundError as exc:
         print(f"error: --data: {exc}", file=sys.stderr)

@@ -223,7 +223,7 @@ def export_bundle(
     data_hash: str = "",
     fp16: bool = False,
     int8: CalibrationSet | None = None,
-    int8_method: str = "entropy",
+    int8_method: str = "percentile",
 ) -> Bundle:
     """Write a bundle from a checkpoint: ONNX (opset :data:`OPSET`, static shapes), weights,
     manifest, with ``fp16`` an FP16 copy of the graph (:data:`FP16_FILE`), and with a

@@ -41,7 +41,7 @@ def int8_bundle(shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_checkpoint(checkpoint, {"model": FusionNet(TINY).state_dict(), "config": TINY.to_json(), "step": 2})
     out = folder / "tiny_int8"
     command = [sys.executable, "-m", "fusion_node.cli", "export", str(checkpoint), "--out", str(out)]
-    command += ["--int8", str(shards), "--int8-frames", "3", "--calibrator", "minmax"]
+    command += ["--int8", str(shards), "--int8-frames", "3", "--int8-method", "minmax"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False, cwd=REPO)
     assert result.returncode == 0, result.stderr
     return out
@@ -62,8 +62,12 @@ def test_export_writes_a_quantized_copy_listed_in_the_manifest(int8_bundle: Path
     assert (entry["file"], entry["method"], entry["calibration_frames"]) == (INT8_FILE, "minmax", 3)
     assert len(entry["calibration_sha256"]) == 64
     sources = _weight_sources(onnx.load(str(bundle.int8_path)))
-    kept = {name for name in sources if name.startswith(KEEP_FLOAT)}
-    assert kept, "the lidar encoder's convolutions are in the graph"
+    lidar = {name for name in sources if name.startswith(KEEP_FLOAT)}
+    assert lidar, "the lidar encoder's convolutions are in the graph"
+    heads = {"/detection/heatmap/heatmap.1/Conv", "/detection/regression/regression.1/Conv"}
+    heads.add("/segmentation/layers/layers.1/Conv")
+    kept = lidar | heads
+    assert heads <= set(sources)
     for name, source in sources.items():
         assert source == ("initializer" if name in kept else "DequantizeLinear"), name
     assert load_bundle(int8_bundle).fp16_path is None
@@ -91,7 +95,7 @@ def test_the_shipped_network_in_int8_stays_close_to_fp32(shards: Path, tmp_path:
     config = load_bundle(SHIPPED).config
     rig = load_rig(default_rig_path())
     calibration = write_calibration_set([shards], rig, config, tmp_path / "cal", frames=3, seed=0)
-    to_int8(SHIPPED / "model.onnx", tmp_path / "int8.onnx", calibration, "minmax")
+    to_int8(SHIPPED / "model.onnx", tmp_path / "int8.onnx", calibration)
     held_out = write_calibration_set([shards], rig, config, tmp_path / "other", frames=5, seed=3)
     fresh = [
         b for b in held_out.batches() if all(not np.array_equal(b["lidar"], c["lidar"]) for c in calibration.batches())
