@@ -95,7 +95,9 @@ def test_the_shipped_network_in_int8_stays_close_to_fp32(shards: Path, tmp_path:
     config = load_bundle(SHIPPED).config
     rig = load_rig(default_rig_path())
     calibration = write_calibration_set([shards], rig, config, tmp_path / "cal", frames=3, seed=0)
-    to_int8(SHIPPED / "model.onnx", tmp_path / "int8.onnx", calibration)
+    # minmax: 3 frames are too few for percentile clipping (the default, measured with 64
+    # frames on the held-out drives in docs/BENCHMARKS.md)
+    to_int8(SHIPPED / "model.onnx", tmp_path / "int8.onnx", calibration, "minmax")
     held_out = write_calibration_set([shards], rig, config, tmp_path / "other", frames=5, seed=3)
     fresh = [
         b for b in held_out.batches() if all(not np.array_equal(b["lidar"], c["lidar"]) for c in calibration.batches())
