@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         default="",
         choices=["", "fp32", "fp16", "int8"],
-        help="the node's 'precision' parameter (onnxruntime int8: the bundle's INT8 copy; default: the backend's)",
+        help="the node's 'precision' parameter; default: int8 with onnxruntime when the bundle has an INT8 copy "
+        "(same held-out accuracy as FP32, docs/BENCHMARKS.md), else the backend's default",
     )
     parser.add_argument(
         "--log-level",
@@ -67,6 +68,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["debug", "info", "warn", "error"],
         help="the node's log level (debug: one line per frame with its stage timings)",
     )
+
+
+def _default_precision(backend: str, weights: Path) -> str:
+    """int8 for ONNX Runtime on a bundle that has an INT8 copy, else the backend's default."""
+    from perception.backends.bundle import INT8_FILE
+
+    manifest = weights / "manifest.json"
+    if backend != "onnxruntime" or not manifest.is_file():
+        return ""
+    return "int8" if INT8_FILE in json.loads(manifest.read_text()).get("files", {}) else ""
 
 
 def _cli(*args: str) -> list[str]:
@@ -139,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    precision = args.precision or _default_precision(args.backend, weights)
     rig = load_rig(bag / "rig.yaml")
     if out.exists():
         shutil.rmtree(out)
@@ -150,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     node = start_child(
         [sys.executable, "-m", "fusion_node.fusion_node", "--ros-args", "-p", f"weights:={weights}",
          "-p", f"backend:={args.backend}", "-p", f"threads:={args.threads}", "-p", "qos:=reliable",
-         *(["-p", f"precision:={args.precision}"] if args.precision else []),
+         *(["-p", f"precision:={precision}"] if precision else []),
          "-p", f"rig_path:={bag / 'rig.yaml'}",
          "-p", "diagnostics_period_s:=0.5", "-p", "use_sim_time:=true",
          "--log-level", f"fusion_node:={args.log_level}"],
@@ -253,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
         "bag": str(bag),
         "model": str(weights),
         "backend": args.backend,
-        "precision": args.precision or "default",
+        "precision": precision or "default",
         "lidar_frames_in": lidar_in,
         "frames_published": sum(1 for f in frames.values() if f.detections is not None),
         "partial_frames": int(frames_values.get("frames_partial", -1)),

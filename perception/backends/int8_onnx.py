@@ -16,9 +16,9 @@ Two sets of convolutions stay float32:
   activation quantization cannot hold: quantizing only that encoder's two convolutions moved
   the heatmap logits by 1.6 on average (every other encoder or stage alone: 0.005-0.19), and
   quantizing everything cost 5.6 mAP points on held-out seed 900;
-- the segmentation head, and the last convolution before each graph output (the heads'
-  logits and box regressions: few channels, little arithmetic, and their rounding goes
-  straight into scores and boxes; keeping them float gained 2 mAP points on seed 900).
+- the last convolution before each graph output (the heads' logits and box regressions: few
+  channels, little arithmetic, and their rounding goes straight into scores and boxes; keeping
+  them float gained 2 mAP points on seed 900).
 
 Both cost part of the speed-up (docs/BENCHMARKS.md has the figures).
 
@@ -49,7 +49,7 @@ from perception.backends.int8_calibration import CalibrationSet
 METHODS: Final = ("percentile", "minmax", "entropy")
 #: Convolutions whose ONNX node name starts with one of these stay float32 (module paths of
 #: perception.model.network as torch.onnx names the nodes).
-KEEP_FLOAT: Final = ("/lidar/", "/segmentation/")
+KEEP_FLOAT: Final = ("/lidar/",)
 #: What the copy is made with (recorded in the manifest).
 QUANTIZER: Final = (
     f"onnxruntime.quantization (QDQ, Conv but {list(KEEP_FLOAT)} and the last before each output, "

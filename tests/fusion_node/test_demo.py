@@ -48,6 +48,7 @@ def test_demo_writes_summary_video_and_pngs(tmp_path: Path) -> None:
     for key in ("lidar_frames_in", "frames_published", "partial_frames", "latency_ms", "metrics"):
         assert key in summary
     assert summary["lidar_frames_in"] == 39
+    assert summary["precision"] == "int8"  # the shipped bundle has an INT8 copy
     assert 0 < summary["frames_published"] <= 39
     assert {"p50", "p95", "p99"} <= set(summary["latency_ms"]["end_to_end"])
     assert {"inference", "ego_motion", "encode"} <= set(summary["latency_ms"]["stages"])
