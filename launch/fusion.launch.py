@@ -25,6 +25,9 @@ def generate_launch_description():
             DeclareLaunchArgument("rig_path", default_value=os.path.join(share, "config", "rigs", "default.yaml")),
             DeclareLaunchArgument("weights", description="checkpoint (.pt) or model bundle directory"),
             DeclareLaunchArgument("backend", default_value="onnxruntime", description="torch | onnxruntime | tensorrt"),
+            DeclareLaunchArgument(
+                "precision", default_value="", description="onnxruntime: fp32 | fp16 | int8; tensorrt: engine precision"
+            ),
             DeclareLaunchArgument("rviz", default_value="false"),
             Node(
                 package="fusion_runtime",
@@ -37,6 +40,7 @@ def generate_launch_description():
                         "rig_path": rig,
                         "weights": LaunchConfiguration("weights"),
                         "backend": LaunchConfiguration("backend"),
+                        "precision": LaunchConfiguration("precision"),
                     },
                 ],
             ),
