@@ -294,7 +294,8 @@ def run(args: argparse.Namespace) -> int:
         f"\n{summary['frames_published']} of {lidar_in} lidar frames published ({summary['partial_frames']} partial, "
         f"{summary['frames_dropped']} dropped); end to end p50 {e2e.get('p50', float('nan')):.1f} ms, "
         f"p99 {e2e.get('p99', float('nan')):.1f} ms; mAP {metrics.get('mAP', float('nan')):.3f}, "
-        f"NDS {metrics.get('NDS', float('nan')):.3f}\nwritten: {out / 'summary.json'}, {out / 'demo.mp4'} "
+        f"NDS {metrics.get('NDS', float('nan')):.3f} ({args.backend}, {summary['precision']})\n"
+        f"written: {out / 'summary.json'}, {out / 'demo.mp4'} "
         f"and PNGs, in {summary['wall_s']} s"
     )
     return 0 if summary["frames_published"] == lidar_in else 1
