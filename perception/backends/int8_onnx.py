@@ -22,6 +22,11 @@ Two sets of convolutions stay float32:
 
 Both cost part of the speed-up (docs/BENCHMARKS.md has the figures).
 
+The figures were measured on an x86 CPU with AVX-512 VNNI. On x86 CPUs without VNNI, ONNX
+Runtime's uint8 x int8 kernels can saturate their 16-bit intermediate sums (its documentation
+suggests ``reduce_range`` there); check such a machine with ``fusion eval --precision int8``
+before relying on the copy.
+
 Activation ranges come from the same reproducible calibration set TensorRT uses (frames of
 simulated shards through the runtime's own input path); its sha256 is recorded in the bundle
 manifest. ``method`` is ``percentile`` (the default: each range clipped at the 99.999th
