@@ -86,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         print("error: --out is required to export a bundle", file=sys.stderr)
         return 2
+    if Path(args.out).exists():  # before the calibration frames are written, not after
+        print(f"error: {args.out}: already exists; choose a new bundle directory", file=sys.stderr)
+        return 2
+    if args.int8 and args.int8_frames < 1:
+        print(f"error: --int8-frames must be >= 1, got {args.int8_frames}", file=sys.stderr)
+        return 2
     try:
         model, _ = load_trained(args.checkpoint)
         rig = load_rig(Path(args.rig) if args.rig else default_rig_path())

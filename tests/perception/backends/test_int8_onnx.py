@@ -47,6 +47,23 @@ def int8_bundle(shards: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--int8", "/nonexistent/shards"], "error: no shard_*.npz under ['/nonexistent/shards']"),
+        (["--int8", "bags", "--int8-frames", "0"], "error: --int8-frames must be >= 1, got 0"),
+    ],
+)
+def test_bad_int8_arguments_are_named_and_write_nothing(arguments: list[str], message: str, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    command = [sys.executable, "-m", "fusion_node.cli", "export", str(SHIPPED / "weights.pt"), "--out", str(out)]
+    result = subprocess.run([*command, *arguments], capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not out.exists()
+    assert not out.with_name("bundle.partial").exists()
+
+
 def _weight_sources(model: onnx.ModelProto) -> dict[str, str]:
     """Conv node name -> op type of the node that produces its weight (absent: an initializer)."""
     producers = {output: node.op_type for node in model.graph.node for output in node.output}
