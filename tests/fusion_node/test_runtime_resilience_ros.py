@@ -205,25 +205,28 @@ class Probe:
                 self.close()
                 self.__post_init__()
 
-    def wait_outputs(
+    def wait_heard(
         self,
-        count: int,
+        done: Callable[[], bool],
         timeout_s: float,
         alive: dict[str, subprocess.Popen[str]],
         what: str,
         report: Callable[[], str],
-    ) -> None:
-        """Spin until ``count`` detections have arrived, within ``timeout_s``. A probe that hears
-        nothing at all from the node (no detections, no /diagnostics) for a third of it is
-        replaced by a fresh participant, twice at most: the discovery flake of :meth:`wait_ready`
-        can also leave the node's publishers unmatched after its subscriptions were seen."""
-        deadline, refreshes = time.monotonic() + timeout_s, 0
+    ) -> float:
+        """:meth:`spin_until` ``done()`` within ``timeout_s``, but a probe that hears nothing at
+        all from the node (no detections, no /diagnostics) for a third of it is replaced by a
+        fresh participant, twice at most: the discovery flake of :meth:`wait_ready` can also
+        leave a node's publishers unmatched after its subscriptions were seen (seen in
+        fresh-clone runs, for the first node and for the restarted one). Returns the seconds it
+        took."""
+        begin = time.monotonic()
+        deadline, refreshes = begin + timeout_s, 0
         while True:
             start = time.monotonic()
             window = deadline - start if refreshes == 2 else min(timeout_s / 3, deadline - start)
             try:
-                self.spin_until(lambda: len(self.outputs) >= count, max(window, 0.1), alive, what, report)
-                return
+                self.spin_until(done, max(window, 0.1), alive, what, report)
+                return time.monotonic() - begin
             except AssertionError:
                 if time.monotonic() >= deadline or any(process.poll() is not None for process in alive.values()):
                     raise
@@ -521,7 +524,7 @@ def test_node_killed_mid_replay_is_replaced_and_publishes_again(monkeypatch: pyt
         alive = {"fusion_node#1": first, "replay": replay}
         started = time.monotonic()
         report = lambda: _restart_report(probe, started)  # noqa: E731
-        probe.wait_outputs(3, READY_TIMEOUT_S, alive, "outputs of the first node", report)
+        probe.wait_heard(lambda: len(probe.outputs) >= 3, READY_TIMEOUT_S, alive, "outputs of the first node", report)
 
         first.send_signal(signal.SIGKILL)
         assert first.wait(timeout=10) == -signal.SIGKILL
@@ -530,7 +533,7 @@ def test_node_killed_mid_replay_is_replaced_and_publishes_again(monkeypatch: pyt
         cutoff = time.monotonic()
         second = _start(children, _node_command(), domain, "fusion_node#2")
         alive = {"fusion_node#2": second, "replay": replay}
-        took = probe.spin_until(
+        took = probe.wait_heard(
             lambda: len(probe.outputs_after(cutoff)) >= 3,
             RESTART_BOUND_S,
             alive,
