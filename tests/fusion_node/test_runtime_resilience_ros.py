@@ -205,36 +205,6 @@ class Probe:
                 self.close()
                 self.__post_init__()
 
-    def wait_heard(
-        self,
-        done: Callable[[], bool],
-        timeout_s: float,
-        alive: dict[str, subprocess.Popen[str]],
-        what: str,
-        report: Callable[[], str],
-    ) -> float:
-        """:meth:`spin_until` ``done()`` within ``timeout_s``, but a probe that hears nothing at
-        all from the node (no detections, no /diagnostics) for a third of it is replaced by a
-        fresh participant, twice at most: the discovery flake of :meth:`wait_ready` can also
-        leave a node's publishers unmatched after its subscriptions were seen (seen in
-        fresh-clone runs, for the first node and for the restarted one). Returns the seconds it
-        took."""
-        begin = time.monotonic()
-        deadline, refreshes = begin + timeout_s, 0
-        while True:
-            start = time.monotonic()
-            window = deadline - start if refreshes == 2 else min(timeout_s / 3, deadline - start)
-            try:
-                self.spin_until(done, max(window, 0.1), alive, what, report)
-                return time.monotonic() - begin
-            except AssertionError:
-                if time.monotonic() >= deadline or any(process.poll() is not None for process in alive.values()):
-                    raise
-                if not (self.outputs_after(start) or self.diagnostics_after(start)):
-                    self.close()
-                    self.__post_init__()
-                    refreshes += 1
-
     def node_ready(self, topics: list[str]) -> bool:
         """The fusion node subscribes to every sensor topic and publishes detections (its
         /diagnostics cannot prove the data path here: on sim time they wait for /clock)."""
@@ -524,7 +494,7 @@ def test_node_killed_mid_replay_is_replaced_and_publishes_again(monkeypatch: pyt
         alive = {"fusion_node#1": first, "replay": replay}
         started = time.monotonic()
         report = lambda: _restart_report(probe, started)  # noqa: E731
-        probe.wait_heard(lambda: len(probe.outputs) >= 3, READY_TIMEOUT_S, alive, "outputs of the first node", report)
+        probe.spin_until(lambda: len(probe.outputs) >= 3, READY_TIMEOUT_S, alive, "outputs of the first node", report)
 
         first.send_signal(signal.SIGKILL)
         assert first.wait(timeout=10) == -signal.SIGKILL
@@ -533,7 +503,7 @@ def test_node_killed_mid_replay_is_replaced_and_publishes_again(monkeypatch: pyt
         cutoff = time.monotonic()
         second = _start(children, _node_command(), domain, "fusion_node#2")
         alive = {"fusion_node#2": second, "replay": replay}
-        took = probe.wait_heard(
+        took = probe.spin_until(
             lambda: len(probe.outputs_after(cutoff)) >= 3,
             RESTART_BOUND_S,
             alive,
