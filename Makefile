@@ -6,7 +6,6 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
 
 .PHONY: setup test lint typecheck pytest demo bench clean
 

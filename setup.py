@@ -29,7 +29,7 @@ setup(
             "visualization*",
         ]
     ),
-    package_data={"": ["py.typed"]},
+    package_data={"": ["py.typed"], "fusion_node": ["fastdds_tcp.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (SHARE, ["package.xml"]),
@@ -40,7 +40,7 @@ setup(
         (f"{SHARE}/config/launch", glob("config/launch/*.yaml")),
     ],
     install_requires=["numpy", "pyyaml"],
-    zip_safe=True,
+    zip_safe=False,  # fusion_node/fastdds_tcp.xml is read by path
     entry_points={
         "console_scripts": [
             "fusion = fusion_node.cli:main",

@@ -451,10 +451,12 @@ def main(args: list[str] | None = None) -> int:
     from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
 
+    from fusion_node.dds_transport import use_runtime_transport
     from fusion_node.output_topics import DIAGNOSTICS_TOPIC
     from fusion_node.qos import QOS_PROFILES
     from perception.errors import PerceptionError
 
+    use_runtime_transport()
     rclpy.init(args=args)
     node = Node(NODE_NAME)
     try:

@@ -2,8 +2,8 @@
 
 A launch configuration (YAML) lists the environment and the nodes::
 
-    environment:                 # added to every node's environment
-      FASTDDS_BUILTIN_TRANSPORTS: LARGE_DATA
+    environment:                 # added to every node's environment (optional)
+      ROS_DOMAIN_ID: "7"
     nodes:
       - name: fusion_node        # ROS node name (also the log prefix)
         module: fusion_node.fusion_node      # run as `python -m MODULE --ros-args ...`

@@ -253,6 +253,7 @@ class _Recorder:
         self.subscriptions: dict[str, Any] = {}
         self.skipped: dict[str, str] = {}
         self.received = 0
+        self._last_log_ns: dict[str, int] = {}
 
     def discover(self) -> None:
         """Subscribe to every wanted topic that has a publisher and is not recorded yet."""
@@ -285,7 +286,12 @@ class _Recorder:
 
     def _receive(self, topic: str, data: bytes, info: Mapping[str, Any]) -> None:
         received = int(info.get("received_timestamp") or 0)
-        self.writer.write(topic, data, received if received > 0 else time.time_ns())
+        # log time = receive time, kept increasing per topic: a sample that a reliable writer
+        # sent again is delivered in order but received after its successors, and readers
+        # order a bag by log time
+        log_ns = max(received if received > 0 else time.time_ns(), self._last_log_ns.get(topic, 0) + 1)
+        self._last_log_ns[topic] = log_ns
+        self.writer.write(topic, data, log_ns)
         self.received += 1
 
     def spin(

@@ -1,14 +1,14 @@
 """The fusion graph on a full ROS 2 install (``ros2 launch fusion_runtime fusion.launch.py weights:=...``).
 
 Same nodes and parameters as ``fusion launch config/launch/fusion.yaml``: the fusion node
-(config/fusion_node.yaml) and the sensor monitor (config/sensor_monitor.yaml), with the
-large-message DDS transport; ``rviz:=true`` also opens RViz with launch/fusion.rviz.
+(config/fusion_node.yaml) and the sensor monitor (config/sensor_monitor.yaml), each on the
+runtime's DDS transport (fusion_node/dds_transport.py); ``rviz:=true`` also opens RViz with launch/fusion.rviz.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
@@ -21,7 +21,6 @@ def generate_launch_description():
     rig = LaunchConfiguration("rig_path")
     return LaunchDescription(
         [
-            SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"),
             DeclareLaunchArgument("rig_path", default_value=os.path.join(share, "config", "rigs", "default.yaml")),
             DeclareLaunchArgument("weights", description="checkpoint (.pt) or model bundle directory"),
             DeclareLaunchArgument("backend", default_value="onnxruntime", description="torch | onnxruntime | tensorrt"),

@@ -1,14 +1,14 @@
 """Start the sensor_monitor node on a full ROS 2 install (``ros2 launch fusion_runtime sensor_monitor.launch.py``).
 
 Same parameters as ``fusion demo`` uses: config/sensor_monitor.yaml, overridable with
-``rig_path:=/path/to/rig.yaml``. Set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA in the
-environment for large point clouds and images.
+``rig_path:=/path/to/rig.yaml``. The node takes the runtime's DDS transport
+(fusion_node/dds_transport.py) unless the environment chooses one.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -19,7 +19,6 @@ def generate_launch_description():
     share = get_package_share_directory("fusion_runtime")
     return LaunchDescription(
         [
-            SetEnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA"),
             DeclareLaunchArgument("rig_path", default_value=os.path.join(share, "config", "rigs", "default.yaml")),
             Node(
                 package="fusion_runtime",

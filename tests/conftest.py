@@ -1,5 +1,6 @@
 """Shared fixtures: paths to the repository, the shipped configs and the real samples, and
-simulated training shards."""
+simulated training shards. The test process and the nodes it starts use the runtime's DDS
+transport (fusion_node.dds_transport), as a user's processes do."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from fusion_node.dds_transport import use_runtime_transport
+
+use_runtime_transport()
 
 REPO = Path(__file__).resolve().parent.parent
 REALDATA = REPO.parent / "shared" / "realdata"

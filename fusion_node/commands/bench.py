@@ -27,6 +27,7 @@ STAGES: dict[str, str] = {
     "bev": "benchmarks.bev",
     "ego-motion": "benchmarks.ego_motion",
     "network": "benchmarks.network",
+    "transport": "benchmarks.transport",
 }
 
 

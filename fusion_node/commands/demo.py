@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fusion_node.dds_transport import use_runtime_transport
 from fusion_node.processes import forward_logs, start_child, stop_child
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    use_runtime_transport()  # this process and the children it starts
     env = dict(os.environ)
     outputs = [t.resolved() for t in OUTPUT_TOPICS if not t.enabled_by or t.enabled_by == "publish_points"]
     recorded = out / "outputs"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from calibration import Modality, default_rig_path, load_rig
+from fusion_node.dds_transport import use_runtime_transport
 from fusion_node.processes import forward_logs, start_child, stop_child
 
 DISCOVERY_TIMEOUT_S = 60.0
@@ -55,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"rig '{rig.name}': {len(rig.sensors)} sensors from {rig_path}")
 
-    # Large-message transport for this process (the player) and the monitor it starts.
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    use_runtime_transport()  # this process (the player) and the monitor it starts
     env = dict(os.environ)
     monitor = start_child(
         [

@@ -15,11 +15,11 @@ topics recorded; a table of messages per topic follows at the end. The recording
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Mapping
 from typing import Any
 
+from fusion_node.dds_transport import use_runtime_transport
 from fusion_node.errors import BagError
 from fusion_node.recorder import RecordOptions, RecordSummary, stop_on_signals
 
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    use_runtime_transport()
     from fusion_node.recorder import record
 
     try:

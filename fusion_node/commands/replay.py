@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TextIO
 
+from fusion_node.dds_transport import use_runtime_transport
 from fusion_node.errors import BagError, BagOptionError, BagReadError, UnknownTopicError
 from fusion_node.player import (
     CLOCK_TOPIC,
@@ -100,8 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Large-message transport (as every process of the runtime), unless the caller chose one.
-    os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    use_runtime_transport()
     from fusion_node.player import play
 
     try:

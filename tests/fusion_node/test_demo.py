@@ -36,7 +36,7 @@ def _run_demo(out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str
 @pytest.mark.timeout(2 * ATTEMPT_TIMEOUT_S + 30)
 def test_demo_writes_summary_video_and_pngs(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    env = dict(os.environ, ROS_DOMAIN_ID="54", FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA")  # a domain of its own
+    env = dict(os.environ, ROS_DOMAIN_ID="54")  # a domain of its own
     for attempt in range(2):  # exit 2 = the graph did not come up (DDS discovery): one retry, then fail
         result = _run_demo(out, env)
         if result.returncode != 2:

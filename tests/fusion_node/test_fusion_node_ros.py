@@ -61,7 +61,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _env(domain: int) -> dict[str, str]:
-    return dict(os.environ, ROS_DOMAIN_ID=str(domain), FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA")
+    return dict(os.environ, ROS_DOMAIN_ID=str(domain))
 
 
 def _boxes() -> Boxes:
@@ -290,7 +290,7 @@ def _truncated(msg: Any) -> Any:
 
 @pytest.mark.ros
 @pytest.mark.slow
-def test_sample_bag_over_dds(weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sample_bag_over_dds(weights: Path) -> None:
     """Outputs on every topic in base_link at the lidar stamps; a malformed lidar cloud is
     reported and output goes on; radars stopped half-way: frames keep coming, partial, and
     /diagnostics names the radars missing and why."""
@@ -311,7 +311,6 @@ def test_sample_bag_over_dds(weights: Path, monkeypatch: pytest.MonkeyPatch) -> 
     forward_logs(node_process, "fusion_node")
     rig = load_rig(BAG / "rig.yaml")
     messages = _bag_messages(rig)
-    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
     received: dict[str, list[Any]] = defaultdict(list)

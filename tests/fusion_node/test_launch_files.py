@@ -62,4 +62,5 @@ def test_fusion_launch_graphs_load() -> None:
         graph = load_launch_config(config)
         for node in graph.nodes:
             assert (REPO / Path(*node.module.split("."))).with_suffix(".py").is_file(), node.module
-        assert graph.environment.get("FASTDDS_BUILTIN_TRANSPORTS") == "LARGE_DATA"
+        # no transport here: each node takes the runtime's own (fusion_node.dds_transport)
+        assert not {"FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE"} & set(graph.environment)

@@ -43,8 +43,11 @@ def test_child_dies_when_parent_is_killed() -> None:
 
 
 def test_stop_child_interrupts_then_reports_exit_code() -> None:
-    child = start_child(
-        [sys.executable, "-c", "import time\ntry:\n time.sleep(60)\nexcept KeyboardInterrupt:\n raise SystemExit(3)"]
-    )
-    time.sleep(0.5)
+    code = "import time\ntry:\n print('ready', flush=True)\n time.sleep(60)\n"
+    code += "except KeyboardInterrupt:\n raise SystemExit(3)"
+    child = start_child([sys.executable, "-c", code])
+    assert child.stdout is not None
+    # SIGINT once the handler is in place: one that lands during start-up (a loaded machine
+    # can take over a second) may be swallowed by a site hook
+    assert child.stdout.readline().strip() == "ready"
     assert stop_child(child, timeout_s=5) == 3

@@ -32,7 +32,7 @@ RECORD_FOR_10_S = ("--duration", "10", "--quiet")
 
 
 def _env(domain: int) -> dict[str, str]:
-    return dict(os.environ, ROS_DOMAIN_ID=str(domain), FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA")
+    return dict(os.environ, ROS_DOMAIN_ID=str(domain))
 
 
 def _messages(bag: Path, topics: list[str] | None = None) -> dict[str, list[Any]]:

@@ -12,7 +12,8 @@ the bag's length (4 s) at each restart.
 2. Overload (3x for 60 s): resident memory flat after warm-up, drop-oldest drops counted and
    adding up, latency bounded and flat.
 3. SIGKILL mid-replay: a new node publishes again, the replay survives, the new node's
-   diagnostics are sane.
+   diagnostics are sane. The node and the replay run on the ``tcp`` DDS transport, the one
+   under which a killed process's replacement is matched again (fusion_node/dds_transport.py).
 
 The machine these run on is shared and loaded: the assertions are about behaviour (keeps
 publishing, bounded, counted), with margins, never about exact speed.
@@ -35,6 +36,7 @@ import pytest
 
 from calibration import Modality, load_rig
 from fusion_node.convert import time_to_ns
+from fusion_node.dds_transport import USER_CHOICE, VARIABLE
 from fusion_node.output_topics import NODE_NAME, TOPICS
 from fusion_node.processes import forward_logs, start_child, stop_child
 
@@ -54,8 +56,13 @@ READY_TIMEOUT_S = 60.0
 IN_FLIGHT_MAX = 4
 
 
-def _env(domain: int) -> dict[str, str]:
-    return dict(os.environ, ROS_DOMAIN_ID=str(domain), FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA")
+def _env(domain: int, transport: str | None = None) -> dict[str, str]:
+    """The children's environment: their own domain; ``transport`` (FUSION_DDS_TRANSPORT)
+    replaces the test process's."""
+    if transport is None:
+        return dict(os.environ, ROS_DOMAIN_ID=str(domain))
+    env = {k: v for k, v in os.environ.items() if k not in USER_CHOICE}
+    return env | {"ROS_DOMAIN_ID": str(domain), VARIABLE: transport}
 
 
 def _node_command() -> list[str]:
@@ -228,10 +235,9 @@ class Probe:
 
 
 @contextmanager
-def _graph(domain: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Probe, list[subprocess.Popen[str]]]]:
+def _graph(domain: int) -> Iterator[tuple[Probe, list[subprocess.Popen[str]]]]:
     """A probe on ``domain`` and a list for the child processes; every child still running
     at the end is stopped (SIGINT, then SIGKILL)."""
-    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     probe = Probe(domain)
     children: list[subprocess.Popen[str]] = []
     try:
@@ -243,9 +249,9 @@ def _graph(domain: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Probe
 
 
 def _start(
-    children: list[subprocess.Popen[str]], command: list[str], domain: int, prefix: str
+    children: list[subprocess.Popen[str]], command: list[str], domain: int, prefix: str, transport: str | None = None
 ) -> subprocess.Popen[str]:
-    process = start_child(command, env=_env(domain))
+    process = start_child(command, env=_env(domain, transport))
     children.append(process)
     forward_logs(process, prefix)
     return process
@@ -289,12 +295,10 @@ LOOP_TIMEOUT_S = 45.0  # 11 loops of the 4 s bag at 1x; a working node needs abo
         pytest.param(False, 74, id="without_odometry"),
     ],
 )
-def test_looped_replay_keeps_publishing_after_the_clock_jumps_back(
-    odometry: bool, domain: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_looped_replay_keeps_publishing_after_the_clock_jumps_back(odometry: bool, domain: int) -> None:
     """Each case on its own DDS domain: nothing of a previous graph can be matched."""
     lidar_stamps, inputs = _bag_lidar_stamps(), _sensor_topics()
-    with _graph(domain, monkeypatch) as (probe, children):
+    with _graph(domain) as (probe, children):
         node = _start(children, _node_command(), domain, "fusion_node")
         probe.wait_ready(inputs, {"fusion_node": node})
         topics = None if odometry else _sensor_topics(odometry=False)
@@ -381,10 +385,10 @@ QUEUE_WAIT_P95_BOUND_MS = FRAME_WALL_BOUND_MS
 MIN_OUTPUTS_PER_10_S = 5
 
 
-def test_overload_at_three_times_the_rate_keeps_memory_and_latency_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overload_at_three_times_the_rate_keeps_memory_and_latency_bounded() -> None:
     domain, inputs = 72, _sensor_topics()
     rss: list[tuple[float, float]] = []  # (seconds since the replay started, MiB)
-    with _graph(domain, monkeypatch) as (probe, children):
+    with _graph(domain) as (probe, children):
         node = _start(children, _node_command(), domain, "fusion_node")
         probe.wait_ready(inputs, {"fusion_node": node})
         replay = _start(children, _replay_command(RATE), domain, "replay")
@@ -485,12 +489,18 @@ def _restart_report(probe: Probe, cutoff: float) -> str:
     return text
 
 
-def test_node_killed_mid_replay_is_replaced_and_publishes_again(monkeypatch: pytest.MonkeyPatch) -> None:
+#: The transport under which a SIGKILLed node's replacement is matched at once: with
+#: LARGE_DATA's shared memory it can stay deaf (fusion_node/dds_transport.py); the probe, in
+#: this process, stays on the default and reaches the nodes over TCP.
+RESTART_TRANSPORT = "tcp"
+
+
+def test_node_killed_mid_replay_is_replaced_and_publishes_again() -> None:
     domain, lidar_stamps, topics = 73, _bag_lidar_stamps(), _sensor_topics()
-    with _graph(domain, monkeypatch) as (probe, children):
-        first = _start(children, _node_command(), domain, "fusion_node#1")
+    with _graph(domain) as (probe, children):
+        first = _start(children, _node_command(), domain, "fusion_node#1", RESTART_TRANSPORT)
         probe.wait_ready(topics, {"fusion_node#1": first})
-        replay = _start(children, _replay_command(1.0), domain, "replay")
+        replay = _start(children, _replay_command(1.0), domain, "replay", RESTART_TRANSPORT)
         alive = {"fusion_node#1": first, "replay": replay}
         started = time.monotonic()
         report = lambda: _restart_report(probe, started)  # noqa: E731
@@ -501,7 +511,7 @@ def test_node_killed_mid_replay_is_replaced_and_publishes_again(monkeypatch: pyt
         killed = time.monotonic()
         probe.spin(0.5)  # samples already on the wire
         cutoff = time.monotonic()
-        second = _start(children, _node_command(), domain, "fusion_node#2")
+        second = _start(children, _node_command(), domain, "fusion_node#2", RESTART_TRANSPORT)
         alive = {"fusion_node#2": second, "replay": replay}
         took = probe.spin_until(
             lambda: len(probe.outputs_after(cutoff)) >= 3,

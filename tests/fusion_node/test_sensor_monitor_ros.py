@@ -14,7 +14,7 @@ pytestmark = pytest.mark.ros
 
 
 def _env(domain: int) -> dict[str, str]:
-    return dict(os.environ, ROS_DOMAIN_ID=str(domain), FASTDDS_BUILTIN_TRANSPORTS="LARGE_DATA")
+    return dict(os.environ, ROS_DOMAIN_ID=str(domain))
 
 
 @pytest.mark.slow
