@@ -20,21 +20,31 @@ from typing import Any
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+_SIG_SETMASK = 2
+_SIGSET_BYTES = 128  # sizeof(sigset_t) in glibc
+
+
+def _prepare_child() -> None:  # runs in the child between fork and exec: libc calls only
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    # A clean signal state whatever the forking thread had (its mask and ignored signals
+    # survive exec): nothing blocked, SIGINT at its default, so the child's Ctrl-C handling
+    # (Python's KeyboardInterrupt, rclpy's shutdown) is installed and stop_child reaches it.
+    libc.sigprocmask(_SIG_SETMASK, ctypes.create_string_buffer(_SIGSET_BYTES), None)
+    libc.signal(signal.SIGINT, ctypes.c_void_p(0))  # SIG_DFL
 
 
 def start_child(command: Sequence[str], *, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start ``command`` with stdout+stderr piped as text; it gets SIGTERM if this process dies."""
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    """Start ``command`` with stdout+stderr piped as text and a clean signal state; it gets
+    SIGTERM if this process dies."""
+    preexec = _prepare_child if sys.platform.startswith("linux") else None
     return subprocess.Popen(
         list(command),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        preexec_fn=preexec,  # only prctl runs between fork and exec
+        preexec_fn=preexec,  # only libc calls run between fork and exec
     )
 
 

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fusion_node import subscriber_probe
 from fusion_node.dds_transport import use_runtime_transport
 from fusion_node.processes import forward_logs, start_child, stop_child
 
@@ -35,7 +36,7 @@ DEFAULT_MODEL = REPO / "models" / "fusion_sim"
 #: Fast DDS now and then leaves a new participant undiscovered by another for minutes (seen on
 #: this machine and in CI: a probe that never saw the node's subscriptions in 90 s, while a
 #: fresh participant sees them at once). Every wait for discovery is therefore short and
-#: repeated with a fresh participant.
+#: repeated with a fresh probe process (fusion_node.subscriber_probe).
 PROBE_TIMEOUT_S = 20.0
 PROBE_ATTEMPTS = 4
 RECORDER_TIMEOUT_S = 20.0
@@ -83,28 +84,6 @@ def _default_precision(backend: str, weights: Path) -> str:
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "fusion_node.cli", *args]
-
-
-def _wait_for_subscribers(topics: list[str], children: list[subprocess.Popen[str]], timeout_s: float) -> list[str]:
-    """Wait until every topic has a subscriber; the topics still without one at the timeout.
-    Each call is a new DDS participant (see PROBE_TIMEOUT_S)."""
-    import rclpy
-
-    rclpy.init()
-    node = rclpy.create_node("fusion_demo_probe")
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            waiting = [t for t in topics if node.count_subscribers(t) == 0]
-            if not waiting or time.monotonic() > deadline:
-                return waiting
-            dead = [c.args for c in children if c.poll() is not None]
-            if dead:
-                raise RuntimeError(f"a demo process exited during start-up: {dead}")
-            time.sleep(0.2)
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
 
 
 def _last_diagnostics(bag: Path) -> dict[str, dict[str, str]]:
@@ -174,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         inputs = [s.topic for s in rig.sensors]
         for attempt in range(PROBE_ATTEMPTS):
-            waiting = _wait_for_subscribers(inputs, [node], PROBE_TIMEOUT_S)
+            waiting = subscriber_probe.probe(inputs, PROBE_TIMEOUT_S, [node])
             if not waiting:
                 break
             print(f"[demo] probe {attempt + 1}: no subscription seen on {len(waiting)} topics; a fresh one", flush=True)
@@ -189,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                 _cli("record", "--out", str(recorded), "--topics", *outputs, "/diagnostics", "--quiet"), env=env
             )
             forward_logs(recorder, "record")
-            waiting = _wait_for_subscribers(outputs, [node, recorder], RECORDER_TIMEOUT_S)
+            waiting = subscriber_probe.probe(outputs, RECORDER_TIMEOUT_S, [node, recorder])
             if not waiting:
                 break
             print(f"[demo] recorder attempt {attempt + 1}: no subscription to {waiting}; restarting it", flush=True)

@@ -50,4 +50,6 @@ def test_stop_child_interrupts_then_reports_exit_code() -> None:
     # SIGINT once the handler is in place: one that lands during start-up (a loaded machine
     # can take over a second) may be swallowed by a site hook
     assert child.stdout.readline().strip() == "ready"
-    assert stop_child(child, timeout_s=5) == 3
+    with open(f"/proc/{child.pid}/status") as status:
+        signals = [line.strip() for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt"))]
+    assert stop_child(child, timeout_s=5) == 3, f"SIGINT did not reach the child's handler: {signals}"
