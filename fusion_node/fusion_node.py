@@ -51,7 +51,7 @@ from fusion_node.errors import ConversionError
 from fusion_node.output_topics import NODE_NAME
 from fusion_node.output_worker import FrameSlot, OutputWorker, QueueCounts, nice_current_thread
 from fusion_node.parameters import ParameterError, ParameterSpec, declare_parameters
-from fusion_node.teardown import close_ros
+from fusion_node.teardown import close_ros, spin_until_shutdown
 from perception.sync import DEFAULT_MATCH, MATCHES, SyncConfig
 
 PARAMETERS: Final = (
@@ -448,7 +448,6 @@ EXECUTOR_NICENESS = 5
 def main(args: list[str] | None = None) -> int:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
 
     from fusion_node.dds_transport import use_runtime_transport
@@ -493,9 +492,7 @@ def main(args: list[str] | None = None) -> int:
     # by a few ms changes no stamp, while a preempted inference thread stalls its peers.
     nice_current_thread(EXECUTOR_NICENESS)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_until_shutdown(node)
     finally:
         worker.stop()
         close_ros(node, what=NODE_NAME)

@@ -63,11 +63,11 @@ def _diagnostic(status: SensorStatus, sensor: Sensor) -> Any:
 def main(args: list[str] | None = None) -> int:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import ExternalShutdownException
     from rclpy.node import Node
 
     from fusion_node.dds_transport import use_runtime_transport
     from fusion_node.qos import QOS_PROFILES
+    from fusion_node.teardown import close_ros, spin_until_shutdown
 
     use_runtime_transport()
     rclpy.init(args=args)
@@ -118,12 +118,9 @@ def main(args: list[str] | None = None) -> int:
     node.create_timer(params["diagnostics_period_s"], publish)
     logger.info(f"monitoring {len(rig.sensors)} sensors of rig '{rig.name}' ({rig.source})")
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_until_shutdown(node)
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        close_ros(node, what=NODE_NAME)
     return 0
 
 

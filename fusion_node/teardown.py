@@ -47,3 +47,25 @@ def close_ros(
         rclpy.try_shutdown(context=context)
     finally:
         done.set()
+
+
+def spin_until_shutdown(node: Any) -> None:
+    """Spin ``node`` (an executor on its context, as ``rclpy.spin``) until Ctrl-C or a shutdown
+    of its context. rclpy can fail a take that races the shutdown ("Unable to convert call
+    argument '0' to Python object", seen when a node was stopped with SIGINT under a running
+    replay): an error raised once the context is no longer ok ends the spin as the shutdown
+    does; one raised while it is ok propagates."""
+
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except RuntimeError:
+        if node.context.ok():
+            raise
+    finally:
+        executor.shutdown(timeout_sec=1.0)

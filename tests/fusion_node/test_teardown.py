@@ -1,4 +1,5 @@
-"""A DDS teardown that hangs ends the process after the timeout; one that returns does not."""
+"""A DDS teardown that hangs ends the process after the timeout; one that returns does not. A spin
+ends quietly on an error that races the shutdown, and raises one while the node runs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
+
+import pytest
+
+from fusion_node.teardown import spin_until_shutdown
 
 # destroy_node blocks as Fast DDS does when a reliable writer is stuck on a slow peer.
 HANGING = """
@@ -59,3 +65,39 @@ def test_a_teardown_that_returns_lets_the_process_go_on() -> None:
     assert done.returncode == 0, done.stderr
     assert "after teardown, context ok: False" in done.stdout
     assert "did not return" not in done.stderr
+
+
+def _node_whose_timer_raises(shut_down_first: bool) -> Any:
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.signals import SignalHandlerOptions
+
+    context = Context()
+    rclpy.init(context=context, domain_id=94, signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node("spin_test", context=context)
+
+    def tick() -> None:
+        if shut_down_first:
+            rclpy.try_shutdown(context=context)
+        raise RuntimeError("Unable to convert call argument '0' to Python object")
+
+    node.create_timer(0.01, tick)
+    return node
+
+
+def test_an_error_racing_the_shutdown_ends_the_spin_quietly() -> None:
+    node = _node_whose_timer_raises(shut_down_first=True)
+    spin_until_shutdown(node)  # returns: the context was shut down when the take failed
+    assert not node.context.ok()
+
+
+def test_an_error_while_running_is_raised() -> None:
+    import rclpy
+
+    node = _node_whose_timer_raises(shut_down_first=False)
+    try:
+        with pytest.raises(RuntimeError, match="Unable to convert"):
+            spin_until_shutdown(node)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=node.context)
