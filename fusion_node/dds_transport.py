@@ -14,7 +14,7 @@ demo`` and the tests read it through :func:`use_runtime_transport`):
     The profile ``fusion_node/fastdds_tcp.xml``: UDP discovery, TCP data, no shared memory.
     TCP connections close with the process that owned them, so a restarted node is matched
     again at once: 25 of 25 restarts recovered. It costs time: the demo's end-to-end p50 was
-    ~40 ms higher with it, and with 1-4 frames in 39 dropped (docs/BENCHMARKS.md). Choose it
+    ~45 ms higher with it, and 0-4 frames in 39 were dropped (docs/BENCHMARKS.md). Choose it
     where processes may be killed and restarted under a running graph.
 
 A user who sets ``FASTDDS_DEFAULT_PROFILES_FILE`` or ``FASTDDS_BUILTIN_TRANSPORTS`` keeps that
