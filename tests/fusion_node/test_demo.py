@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import pytest
 
+from fusion_node.commands.demo import _exit_status
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -31,6 +33,25 @@ def _run_demo(out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str
         pytest.fail(f"demo still running after {ATTEMPT_TIMEOUT_S} s; its last output:\n{printed[-4000:]}")
 
 
+def _summary(published: int, dropped: int) -> dict[str, int]:
+    return {"lidar_frames_in": 39, "frames_published": published, "frames_dropped": dropped}
+
+
+def test_exit_status_accepts_frames_the_node_reported_dropped(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _exit_status(_summary(39, 0)) == 0
+    assert capsys.readouterr().err == ""
+    assert _exit_status(_summary(32, 7)) == 0  # behind real time, and it said so
+    assert "dropped 7 of 39 frames" in capsys.readouterr().err
+
+
+def test_exit_status_fails_on_frames_lost_without_a_word(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _exit_status(_summary(32, 5)) == 1
+    assert "2 of 39 lidar frames were neither published nor reported dropped" in capsys.readouterr().err
+    assert _exit_status(_summary(30, -1)) == 1  # no /diagnostics recorded: nothing accounts for the 9
+    assert _exit_status(_summary(0, 39)) == 1
+    assert "none of the 39 lidar frames was published" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.ros
 @pytest.mark.timeout(2 * ATTEMPT_TIMEOUT_S + 30)
@@ -42,7 +63,7 @@ def test_demo_writes_summary_video_and_pngs(tmp_path: Path) -> None:
         if result.returncode != 2:
             break
         print(f"demo attempt {attempt + 1} did not start: {result.stderr[-1000:]}")
-    assert result.returncode in (0, 1), result.stdout[-2000:] + result.stderr[-3000:]  # 1: frames dropped
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert (out / "summary.json").is_file(), result.stdout[-2000:] + result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     for key in ("lidar_frames_in", "frames_published", "partial_frames", "latency_ms", "metrics"):
