@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"fusion bench refine: unknown dataset {name!r}; choose from {DATASETS}")
         sample = load_sample(name, args.realdata)
         results[f"score_eval_{name}"] = bench_objective(sample, args.runs, args.warmup)
+        results[f"observability_{name}"] = translation_observability(sample, args.max_translation_m)
         results[f"refine_{name}"] = run_trials(sample, config, args, name)
     return results
 
@@ -191,6 +192,36 @@ def run_trials(sample: dict[str, Any], config: Any, args: argparse.Namespace, na
             "max": round(float(translation.max()), 4),
         },
         "well_defined": int(sum(r["well_defined"] for r in rows)),
+    }
+
+
+def translation_observability(sample: dict[str, Any], translation_m: float) -> dict[str, Any]:
+    """How far a translation error of ``translation_m`` can show in this pair's edge score.
+
+    A sideways translation error ``e`` moves an edge at depth ``Z`` by ``f e / Z`` pixels; a
+    rotation moves every edge by about the same amount, so the refinement can only see the
+    difference between near and far edges: ``f e (1 / Z_near - 1 / Z_far)``, with the 5th and
+    95th percentiles of the in-view discontinuities' depths. The silhouette itself is only
+    known to one azimuth step of the lidar (``f`` times the step, median over rings).
+    """
+    from calibration.alignment import assign_rings, depth_discontinuities
+    from calibration.camera_models import project_camera
+
+    pair, intrinsics, T = sample["pair"], sample["intrinsics"], sample["T_true"]
+    points = np.asarray(pair.points, dtype=np.float64)[:, :3]
+    edges = depth_discontinuities(points, pair.ring)
+    _, depth, valid = project_camera(edges.points @ T[:3, :3].T + T[:3, 3], intrinsics)
+    near, median, far = np.percentile(depth[valid], [5, 50, 95])
+    focal_px = float(intrinsics.K[0, 0])
+    rings = assign_rings(points) if pair.ring is None else np.asarray(pair.ring, dtype=np.int64)
+    azimuth = np.arctan2(points[:, 1], points[:, 0])
+    steps = [np.median(np.diff(np.sort(azimuth[rings == r]))) for r in np.unique(rings) if np.sum(rings == r) > 100]
+    return {
+        "discontinuities_in_view": int(valid.sum()),
+        "depth_m": {"p5": round(float(near), 1), "median": round(float(median), 1), "p95": round(float(far), 1)},
+        "parallax_px": round(float(focal_px * translation_m * (1 / near - 1 / far)), 2),
+        "azimuth_step_px": round(focal_px * float(np.median(steps)), 2),
+        "translation_m": translation_m,
     }
 
 
