@@ -10,6 +10,7 @@ is made between fork and exec, so it also covers a parent that dies during start
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -36,11 +37,12 @@ def _prepare_child() -> None:  # runs in the child between fork and exec: libc c
 
 def start_child(command: Sequence[str], *, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start ``command`` with stdout+stderr piped as text and a clean signal state; it gets
-    SIGTERM if this process dies."""
+    SIGTERM if this process dies. Python children run with ``faulthandler`` on, so one that
+    ``stop_child`` finds stuck prints where it is stuck."""
     preexec = _prepare_child if sys.platform.startswith("linux") else None
     return subprocess.Popen(
         list(command),
-        env=env,
+        env=dict(os.environ if env is None else env, PYTHONFAULTHANDLER="1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -61,13 +63,21 @@ def forward_logs(process: subprocess.Popen[str], prefix: str) -> threading.Threa
     return thread
 
 
+#: Seconds a child stuck past its SIGINT gets to print its Python stacks on SIGABRT.
+ABORT_GRACE_S = 3.0
+
+
 def stop_child(process: subprocess.Popen[Any], *, timeout_s: float = 10.0) -> int:
-    """SIGINT (the nodes' clean shutdown), then SIGKILL after ``timeout_s``; the exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+    """SIGINT (the nodes' clean shutdown); after ``timeout_s`` SIGABRT, on which a child of
+    ``start_child`` prints every thread's Python stack (``faulthandler``: it needs no lock, so
+    it also reports a thread blocked inside a C call such as a DDS publish), then SIGKILL;
+    the exit code (negative: the signal that ended it)."""
+    for sig, wait_s in ((signal.SIGINT, timeout_s), (signal.SIGABRT, ABORT_GRACE_S), (signal.SIGKILL, None)):
+        if process.poll() is not None:
+            break
+        process.send_signal(sig)
         try:
-            process.wait(timeout=timeout_s)
+            process.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            continue
     return int(process.returncode)

@@ -7,10 +7,16 @@ issues #4203 and #6193 describe the same class of deadlock). A Ctrl-C must still
 process, so the teardown runs under a watchdog: past ``timeout_s`` it says what happened and
 exits the process without waiting for DDS. The work before it (the bag played, the outputs
 published, the recording closed) is complete by then; only the middleware's goodbye is lost.
+
+rclpy calls into the middleware without releasing the GIL, so a teardown stuck inside one of
+those calls leaves the Python watchdog thread no chance to run. ``faulthandler``'s timer
+thread needs no GIL: ``GIL_GRACE_S`` after the watchdog's time it prints every thread's stack
+(where DDS hung) and exits the process with code 1.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 import threading
@@ -18,6 +24,8 @@ from typing import Any, Final
 
 #: Seconds the node teardown may take before the process exits without it.
 TEARDOWN_TIMEOUT_S: Final = 5.0
+#: Seconds after that until faulthandler ends a teardown that holds the GIL (exit code 1).
+GIL_GRACE_S: Final = 2.0
 
 
 def close_ros(
@@ -42,10 +50,12 @@ def close_ros(
         os._exit(exit_code)
 
     threading.Thread(target=watchdog, name="teardown-watchdog", daemon=True).start()
+    faulthandler.dump_traceback_later(timeout_s + GIL_GRACE_S, exit=True)
     try:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
     finally:
+        faulthandler.cancel_dump_traceback_later()
         done.set()
 
 

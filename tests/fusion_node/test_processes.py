@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from fusion_node.processes import start_child, stop_child
+from fusion_node.processes import ABORT_GRACE_S, start_child, stop_child
 
 # The middle process starts a sleeping grandchild with start_child, prints its pid and waits.
 MIDDLE = """
@@ -53,3 +53,19 @@ def test_stop_child_interrupts_then_reports_exit_code() -> None:
     with open(f"/proc/{child.pid}/status") as status:
         signals = [line.strip() for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt"))]
     assert stop_child(child, timeout_s=5) == 3, f"SIGINT did not reach the child's handler: {signals}"
+
+
+def test_stop_child_prints_where_a_stuck_child_is_then_ends_it() -> None:
+    # SIGINT ignored and the main thread inside a C call that holds the GIL: no Python code of
+    # the child can run, as in a DDS publish blocked on a slow reliable reader
+    code = "import ctypes, signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('ready', flush=True)\n"
+    code += "def stuck_in_c():\n    ctypes.PyDLL(None).sleep(60)\nstuck_in_c()\n"
+    child = start_child([sys.executable, "-c", code])
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    start = time.monotonic()
+    assert stop_child(child, timeout_s=1) == -signal.SIGABRT
+    assert time.monotonic() - start < 1 + ABORT_GRACE_S
+    printed = child.stdout.read()
+    assert "Fatal Python error: Aborted" in printed, printed
+    assert "line 5 in stuck_in_c" in printed, printed

@@ -25,6 +25,19 @@ close_ros(StuckNode(), what="test", timeout_s=0.5, exit_code=7)
 print("not reached", flush=True)
 """
 
+# ... and one stuck inside a C call that holds the GIL (as rclpy's calls into DDS do): the
+# watchdog thread cannot run, faulthandler's timer still can
+HANGING_IN_C = """
+import ctypes
+from fusion_node.teardown import close_ros
+class StuckNode:
+    def destroy_node(self):
+        print("destroying", flush=True)
+        ctypes.PyDLL(None).sleep(60)
+close_ros(StuckNode(), what="test", timeout_s=0.5, exit_code=7)
+print("not reached", flush=True)
+"""
+
 REAL = """
 import rclpy
 from rclpy.context import Context
@@ -57,6 +70,15 @@ def test_a_hanging_teardown_exits_with_the_given_code_and_says_why() -> None:
     assert "destroying" in done.stdout
     assert "not reached" not in done.stdout
     assert "test: the DDS teardown did not return within 0.5 s" in done.stderr
+    assert took < 30
+
+
+def test_a_teardown_stuck_holding_the_gil_exits_with_its_stack() -> None:
+    done, took = _run(HANGING_IN_C, 91)
+    assert done.returncode == 1, done
+    assert "not reached" not in done.stdout
+    assert "Timeout (0:00:02.500000)!" in done.stderr, done.stderr
+    assert "in destroy_node" in done.stderr, done.stderr
     assert took < 30
 
 
