@@ -4,7 +4,8 @@ Replays each bag through the runtime's front end (synchronizer, ego motion, BEV)
 network, and prints a Markdown table; ``--json FILE`` writes mAP, NDS, mATE, mASE, mAOE,
 mAVE, per_class, segmentation {drivable_iou, occupancy_iou} and frames (plus the run's
 settings). ``--drop`` removes sensor groups (lidar, camera, radar, ultrasonic) or single
-sensor ids, as if they were missing, to measure robustness.
+sensor ids, as if they were missing, to measure robustness. Velocities are scored after the
+runtime's radar Doppler correction (``--no-radar-velocity``: the network's own).
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["nearest", "latest"],
         help="synchronizer matching of the other sensors to each lidar sweep (default: the runtime's, see docs)",
     )
+    parser.add_argument(
+        "--no-radar-velocity",
+        dest="radar_velocity",
+        action="store_false",
+        help="score the network's own velocities, without the runtime's radar Doppler correction "
+        "(perception.radar_velocity; on by default, as in the fusion node)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -55,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
         predictor = Predictor(load_backend(args.backend, args.weights, **options))
         with tqdm(disable=args.quiet, unit="frame", desc="eval") as bar:
             result = evaluate_bags(
-                args.bags, predictor, drop=args.drop, match=args.match or DEFAULT_MATCH, progress=bar
+                args.bags,
+                predictor,
+                drop=args.drop,
+                match=args.match or DEFAULT_MATCH,
+                radar_velocity=args.radar_velocity,
+                progress=bar,
             )
     except (EvalInputError, PerceptionError, CalibrationError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -66,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         "backend": args.backend,
         "precision": getattr(predictor.backend, "precision", "fp32"),
         "dropped": list(result.dropped),
+        "radar_velocity": args.radar_velocity,
         "frames_without_truth": result.frames_without_truth,
         "skipped_messages": len(result.skipped_messages),
         "latency_ms": result.latency_ms,
