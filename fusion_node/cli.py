@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from fusion_node.teardown import exit_process
+
 
 class Subcommand(NamedTuple):
     module: str
@@ -65,4 +67,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

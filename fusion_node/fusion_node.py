@@ -36,7 +36,6 @@ unusable rig, weights or backend make the node exit with code 2 and a message na
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections import deque
@@ -51,7 +50,7 @@ from fusion_node.errors import ConversionError
 from fusion_node.output_topics import NODE_NAME
 from fusion_node.output_worker import FrameSlot, OutputWorker, QueueCounts, nice_current_thread
 from fusion_node.parameters import ParameterError, ParameterSpec, declare_parameters
-from fusion_node.teardown import close_ros, spin_until_shutdown
+from fusion_node.teardown import close_ros, exit_process, spin_until_shutdown
 from perception.sync import DEFAULT_MATCH, MATCHES, SyncConfig
 
 PARAMETERS: Final = (
@@ -507,4 +506,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

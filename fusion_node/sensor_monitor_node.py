@@ -9,13 +9,13 @@ A malformed message never stops the node: it is counted, logged and reported wit
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from calibration import CalibrationError, Sensor, default_rig_path, load_rig
 from fusion_node.errors import ConversionError
 from fusion_node.parameters import ParameterError, ParameterSpec, declare_parameters
 from fusion_node.sensor_inputs import decode, message_type
+from fusion_node.teardown import exit_process
 from perception.sensor_health import SensorHealthMonitor, SensorStatus
 
 NODE_NAME = "sensor_monitor"
@@ -125,4 +125,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

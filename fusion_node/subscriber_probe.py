@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fusion_node.processes import start_child, stop_child
+from fusion_node.teardown import exit_process
 
 #: Start-up of the probe process (interpreter, rclpy, DDS participant) beyond its timeout.
 STARTUP_S = 30.0
@@ -74,4 +75,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -12,15 +12,25 @@ rclpy calls into the middleware without releasing the GIL, so a teardown stuck i
 those calls leaves the Python watchdog thread no chance to run. ``faulthandler``'s timer
 thread needs no GIL: ``GIL_GRACE_S`` after the watchdog's time it prints every thread's stack
 (where DDS hung) and exits the process with code 1.
+
+After a clean teardown the process can still take long to end: Python's finalization
+garbage-collects every object left (torch, numba, rclpy's handles), seconds of CPU on a
+loaded machine, and Fast DDS can deadlock in rclpy's destructors (ros2/rclpy#456 works around
+that class of hang). Seen here: a fusion node at low priority beside a training job, its
+teardown returned, was still "Garbage-collecting" 10 s after SIGINT and got SIGABRT.
+Processes that used ROS therefore end through :func:`exit_process`, which skips the
+finalization.
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
+import logging
 import os
 import sys
 import threading
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 #: Seconds the node teardown may take before the process exits without it.
 TEARDOWN_TIMEOUT_S: Final = 5.0
@@ -57,6 +67,20 @@ def close_ros(
     finally:
         faulthandler.cancel_dump_traceback_later()
         done.set()
+
+
+def exit_process(code: int) -> NoReturn:
+    """``sys.exit(code)`` for a process that imported rclpy: flush the logs and stdio and end
+    here, without Python's finalization (module docstring). What the process owed is done by
+    then: the outputs published, bags closed, the node torn down. A process that never
+    imported rclpy exits the normal way (atexit handlers and all)."""
+    if "rclpy" not in sys.modules:
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed or broken pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
 
 
 def spin_until_shutdown(node: Any) -> None:

@@ -124,18 +124,22 @@ def refine_velocities(
     if mounts.shape[0] == 0:
         raise ValueError("radar_xy: no radar mount position given for the detections")
     u, s = _line_of_sight(points, mounts, config.direction_min_speed_mps)
-    member = _associate(boxes, points, config.margin_m)  # (N, R)
     prior = boxes.velocities
+    member = _associate(boxes, points, config.margin_m) & np.isfinite(prior).all(axis=1)[:, None]  # (N, R)
+    rows = np.flatnonzero(member.any(axis=1))
+    if rows.size == 0:
+        return boxes, used
+    member = member[rows]
+    residual = np.where(member, s[None, :] - prior[rows] @ u.T, np.nan)  # (n, R) m/s
+    keep = member & (np.abs(residual - _row_median(residual, member.sum(axis=1))) <= config.outlier_mps)
+    weights = keep * config.radar_sigma_mps**-2  # (n, R)
+    prior_weight = config.network_sigma_mps**-2
+    outer = (u[:, :, None] * u[:, None, :]).reshape(-1, 4)  # (R, 4): u u^T per detection
+    normal = prior_weight * np.eye(2) + (weights @ outer).reshape(-1, 2, 2)
+    rhs = prior_weight * prior[rows] + weights @ (u * s[:, None])
     velocities = prior.copy()
-    for i in np.flatnonzero(member.any(axis=1) & np.isfinite(prior).all(axis=1)):
-        ui, si = u[member[i]], s[member[i]]
-        residual = si - ui @ prior[i]
-        keep = np.abs(residual - np.median(residual)) <= config.outlier_mps
-        ui, si = ui[keep], si[keep]
-        wn, wr = config.network_sigma_mps**-2, config.radar_sigma_mps**-2
-        normal = wn * np.eye(2) + wr * ui.T @ ui
-        velocities[i] = np.linalg.solve(normal, wn * prior[i] + wr * ui.T @ si)
-        used[i] = int(keep.sum())
+    velocities[rows] = np.linalg.solve(normal, rhs[:, :, None])[:, :, 0]
+    used[rows] = keep.sum(axis=1)
     return replace(boxes, velocities=velocities), used
 
 
@@ -155,15 +159,24 @@ def _line_of_sight(
     return u, s
 
 
+def _row_median(values: NDArray[np.float64], counts: NDArray[np.int64]) -> NDArray[np.float64]:
+    """(n, 1) median of each row's first ``counts`` values once sorted (NaN pads sort last;
+    every count >= 1): np.nanmedian without its per-row overhead."""
+    ordered = np.sort(values, axis=1)
+    low = np.take_along_axis(ordered, ((counts - 1) // 2)[:, None], axis=1)
+    high = np.take_along_axis(ordered, (counts // 2)[:, None], axis=1)
+    median: NDArray[np.float64] = (low + high) / 2.0
+    return median
+
+
 def _associate(boxes: Boxes, points: NDArray[np.float64], margin: float) -> NDArray[np.bool_]:
     """(N, R) True where detection j, moved by box i's velocity over its lag, lies in box i's
     footprint grown by ``margin``."""
     velocity = np.nan_to_num(boxes.velocities)
-    shifted = points[None, :, [_X, _Y]] + velocity[:, None, :] * points[None, :, _LAG, None]
-    d = shifted - boxes.centers[:, None, :2]
+    lag = points[:, _LAG]
+    dx = points[:, _X] + velocity[:, :1] * lag - boxes.centers[:, :1]  # (N, R) metres
+    dy = points[:, _Y] + velocity[:, 1:] * lag - boxes.centers[:, 1:2]
     c, s = np.cos(boxes.yaws)[:, None], np.sin(boxes.yaws)[:, None]
-    half = boxes.sizes[:, None, :2] / 2.0 + margin
-    along = np.abs(c * d[..., 0] + s * d[..., 1]) <= half[..., 0]
-    across = np.abs(-s * d[..., 0] + c * d[..., 1]) <= half[..., 1]
-    member: NDArray[np.bool_] = along & across
+    half = boxes.sizes[:, :2] / 2.0 + margin
+    member: NDArray[np.bool_] = (np.abs(c * dx + s * dy) <= half[:, :1]) & (np.abs(c * dy - s * dx) <= half[:, 1:])
     return member

@@ -52,6 +52,16 @@ print("after teardown, context ok:", context.ok(), flush=True)
 """
 
 
+EXITING = """
+import atexit, sys
+{imports}
+from fusion_node.teardown import exit_process
+atexit.register(lambda: print("atexit ran", flush=True))
+sys.stdout.write("work done")  # no newline, no flush: exit_process must flush it
+exit_process(3)
+"""
+
+
 def _run(code: str, domain: int) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
     done = subprocess.run(
@@ -87,6 +97,18 @@ def test_a_teardown_that_returns_lets_the_process_go_on() -> None:
     assert done.returncode == 0, done.stderr
     assert "after teardown, context ok: False" in done.stdout
     assert "did not return" not in done.stderr
+
+
+def test_a_process_that_used_ros_exits_at_once_with_its_output_flushed() -> None:
+    done, _ = _run(EXITING.format(imports="import rclpy"), 93)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "work done", "stdout flushed; the finalization (atexit, GC) skipped"
+
+
+def test_a_process_without_ros_exits_the_normal_way() -> None:
+    done, _ = _run(EXITING.format(imports=""), 93)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "work doneatexit ran\n"
 
 
 def _node_whose_timer_raises(shut_down_first: bool) -> Any:
