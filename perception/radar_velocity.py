@@ -125,7 +125,8 @@ def refine_velocities(
         raise ValueError("radar_xy: no radar mount position given for the detections")
     u, s = _line_of_sight(points, mounts, config.direction_min_speed_mps)
     prior = boxes.velocities
-    member = _associate(boxes, points, config.margin_m) & np.isfinite(prior).all(axis=1)[:, None]  # (N, R)
+    known: NDArray[np.bool_] = np.isfinite(prior).all(axis=1)
+    member = _associate(boxes, points, config.margin_m) & known[:, None]  # (N, R)
     rows = np.flatnonzero(member.any(axis=1))
     if rows.size == 0:
         return boxes, used
