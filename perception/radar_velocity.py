@@ -125,8 +125,8 @@ def refine_velocities(
         raise ValueError("radar_xy: no radar mount position given for the detections")
     u, s = _line_of_sight(points, mounts, config.direction_min_speed_mps)
     prior = boxes.velocities
-    known: NDArray[np.bool_] = np.isfinite(prior).all(axis=1)
-    member = _associate(boxes, points, config.margin_m) & known[:, None]  # (N, R)
+    known = np.all(np.isfinite(prior), axis=1, keepdims=True)  # (N, 1)
+    member = _associate(boxes, points, config.margin_m) & known  # (N, R)
     rows = np.flatnonzero(member.any(axis=1))
     if rows.size == 0:
         return boxes, used
