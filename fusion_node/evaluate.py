@@ -23,7 +23,7 @@ from fusion_node.bag.replay import SkippedMessage, replay_frames
 from perception.evaluation import DetectionEvaluator, SegmentationEvaluator, metrics_json, metrics_markdown
 from perception.ground_truth import GROUND_TRUTH_FILE, load_ground_truth
 from perception.pipeline import FramePipeline
-from perception.radar_velocity import RadarVelocityFusion
+from perception.postprocess import Postprocess
 from perception.sync import DEFAULT_MATCH, SyncConfig
 
 GROUPS = {
@@ -80,12 +80,13 @@ def evaluate_bags(
     drop: str = "",
     match: str = DEFAULT_MATCH,
     radar_velocity: bool = True,
+    drivable_memory: bool = True,
     progress: Any = None,
 ) -> EvalResult:
     """Metrics of ``predictor`` on the bags' frames against their ground truth; ``drop``: the
     sensors treated as missing (:func:`parse_drop`); ``match``: the synchronizer's matching
-    (perception.sync.SyncConfig.from_rig); ``radar_velocity``: correct the detections'
-    velocities with the radar's Doppler as the runtime does (perception.radar_velocity)."""
+    (perception.sync.SyncConfig.from_rig); ``radar_velocity`` / ``drivable_memory``: the
+    runtime's steps after the network (perception.postprocess), on by default as in the node."""
     detection, segmentation = DetectionEvaluator(), SegmentationEvaluator()
     skipped: list[SkippedMessage] = []
     timings: dict[str, list[float]] = {}
@@ -103,14 +104,14 @@ def evaluate_bags(
         index = {frame.stamp_ns: i for i, frame in enumerate(truth.frames)}
         dropped = parse_drop(drop, rig)
         pipeline = FramePipeline(rig, predictor.config, sync=SyncConfig.from_rig(rig, match=match), drop=dropped)
-        fuse_radar_velocity = RadarVelocityFusion(rig, predictor.config, enabled=radar_velocity)
+        postprocess = Postprocess(rig, predictor.config, radar_velocity=radar_velocity, drivable_memory=drivable_memory)
 
         for prepared in replay_frames(bag, rig, pipeline, on_error=skipped.append):
             i = index.get(prepared.stamp_ns)
             if i is None:
                 without_truth += 1
                 continue
-            prediction = fuse_radar_velocity(predictor(prepared.inputs), prepared.radar_points)
+            prediction = postprocess(predictor(prepared.inputs), prepared)
             detection.add_frame(prediction.boxes, truth.frames[i].boxes)
             if truth.drivable is not None and truth.occupancy is not None:
                 segmentation.add_frame(prediction.segmentation, np.stack([truth.drivable[i], truth.occupancy[i]]))

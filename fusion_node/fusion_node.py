@@ -8,7 +8,7 @@ Thin node over the ROS-free core::
       -> output_worker.OutputWorker      three threads joined by size-1 slots (a newer frame
                                          replaces a waiting one, counted: never a growing queue):
            prepare                       ego motion, BEV / image encoding
-           infer                         backend + decode + radar velocity; publishes detections, occupancy,
+           infer                         backend + decode + postprocess; publishes detections, occupancy,
                                          drivable (end-to-end latency is measured here)
            visualize                     objects (markers), points, debug image
 
@@ -22,8 +22,8 @@ carries that camera's frame_id. ``/diagnostics`` (every ``diagnostics_period_s``
   reasons, pipeline notes (e.g. not ego-motion compensated) and errors;
 * ``fusion_node: latency``: p50 / p95 per stage over the last ``latency_window`` frames
   (ego_motion, encode; frame_ready = frame stamp to frame ready, which includes waiting for
-  late sensors and odometry; queue_wait, inference, decode, radar_velocity, publish,
-  visual_publish) and end to end (frame stamp to detections published; visual_end_to_end: to
+  late sensors and odometry; queue_wait, inference, decode, radar_velocity,
+  drivable_memory, publish, visual_publish) and end to end (frame stamp to detections published; visual_end_to_end: to
   markers and points published; p99 too; on the node clock: wall time, or ``/clock`` with ``use_sim_time``),
   WARN when the end-to-end p95 is above ``latency_warn_ms``;
 * ``fusion_node: sensor <id>``: received, rejected with the last reason, frames missing it by
@@ -107,6 +107,12 @@ PARAMETERS: Final = (
         True,
         "correct each detection's velocity with the radar Doppler of the detections inside it",
     ),
+    ParameterSpec(
+        "drivable_memory",
+        bool,
+        True,
+        "fuse the drivable area over time (ego-motion compensated memory of earlier frames)",
+    ),
     ParameterSpec("diagnostics_period_s", float, 1.0, "period of /diagnostics, seconds", minimum=0.05, maximum=10.0),
     ParameterSpec("latency_window", int, 100, "frames in the latency percentiles", minimum=10, maximum=10000),
     ParameterSpec("latency_warn_ms", float, 150.0, "end-to-end p95 above this is a WARN", minimum=1.0, maximum=60000.0),
@@ -129,6 +135,7 @@ STAGES: Final = (
     "inference",
     "decode",
     "radar_velocity",
+    "drivable_memory",
     "publish",
     "end_to_end",
     "visual_publish",

@@ -3,7 +3,7 @@
 Three stages, each on its own thread, joined by size-1 slots (never a growing queue)::
 
     subscriptions --FrameSlot(queue_policy)--> prepare    ego motion + encoding (numba, numpy, OpenCV)
-                  --FrameSlot(drop_oldest)---> infer      backend + decode + radar velocity, then the outputs
+                  --FrameSlot(drop_oldest)---> infer      backend + decode + postprocess, then the outputs
                                                           downstream consumers act on: detections,
                                                           occupancy, drivable (end-to-end latency
                                                           is measured here)
@@ -128,12 +128,17 @@ class OutputWorker:
         pipeline: Any,
     ):
         from fusion_node.bag.writer import message_class
-        from perception.radar_velocity import RadarVelocityFusion
+        from perception.postprocess import Postprocess
 
         self.node = node
         self.pipeline = pipeline
         self.predictor = predictor
-        self.fuse_radar_velocity = RadarVelocityFusion(rig, predictor.config, enabled=params["radar_velocity"])
+        self.postprocess = Postprocess(
+            rig,
+            predictor.config,
+            radar_velocity=params["radar_velocity"],
+            drivable_memory=params["drivable_memory"],
+        )
         self.rig = rig
         self.slot = slot
         self.inference_slot = FrameSlot("drop_oldest")
@@ -202,7 +207,7 @@ class OutputWorker:
 
         prepared, waited_ms, prepared_at, ready_ms = item
         queue_wait_ms = waited_ms + (time.perf_counter() - prepared_at) * 1e3  # in both slots
-        prediction = self.fuse_radar_velocity(self.predictor(prepared.inputs), prepared.radar_points)
+        prediction = self.postprocess(self.predictor(prepared.inputs), prepared)
         began = time.perf_counter()
         stamp, frame = prepared.stamp_ns, BASE_LINK
         segmentation = prediction.segmentation

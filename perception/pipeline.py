@@ -75,6 +75,8 @@ class PreparedFrame:
             order, metres (inf: nothing detected, nan: missing).
         notes: degradations of this frame, in words (empty when nothing was degraded).
         timings_ms: stage -> milliseconds ("ego_motion", "encode").
+        ego_pose: (4, 4) float64 base_link -> odom at the frame stamp, from the odometry; None
+            when the frame was prepared without odometry (not ego-motion compensated).
     """
 
     frame: Frame[SensorRecord]
@@ -84,6 +86,7 @@ class PreparedFrame:
     ultrasonic_ranges: NDArray[np.float32]
     notes: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
+    ego_pose: NDArray[np.float64] | None = None
 
     @property
     def stamp_ns(self) -> int:
@@ -217,6 +220,7 @@ class FramePipeline:
         notes: list[str] = []
         began = time.perf_counter()
         trajectory = self._trajectory(start, end, notes)
+        has_odometry = not notes  # the only note so far is the odometry's
         lidar = frame.reference
         assert isinstance(lidar.payload, PointScan)
         points: NDArray[np.float32] | None = None
@@ -251,4 +255,5 @@ class FramePipeline:
             ranges,
             tuple(notes),
             {"ego_motion": (compensated - began) * 1e3, "encode": (encoded - compensated) * 1e3},
+            trajectory.interpolate([frame.stamp_ns])[0] if has_odometry else None,
         )

@@ -4,8 +4,9 @@ Replays each bag through the runtime's front end (synchronizer, ego motion, BEV)
 network, and prints a Markdown table; ``--json FILE`` writes mAP, NDS, mATE, mASE, mAOE,
 mAVE, per_class, segmentation {drivable_iou, occupancy_iou} and frames (plus the run's
 settings). ``--drop`` removes sensor groups (lidar, camera, radar, ultrasonic) or single
-sensor ids, as if they were missing, to measure robustness. Velocities are scored after the
-runtime's radar Doppler correction (``--no-radar-velocity``: the network's own).
+sensor ids, as if they were missing, to measure robustness. What is scored is what the node
+publishes: velocities after the radar Doppler correction (``--no-radar-velocity``: the
+network's own) and the drivable area fused over time (``--no-drivable-memory``: each frame's).
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="score the network's own velocities, without the runtime's radar Doppler correction "
         "(perception.radar_velocity; on by default, as in the fusion node)",
     )
+    parser.add_argument(
+        "--no-drivable-memory",
+        dest="drivable_memory",
+        action="store_false",
+        help="score each frame's own drivable area, without the runtime's fusion over time "
+        "(perception.drivable_memory; on by default, as in the fusion node)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -68,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
                 drop=args.drop,
                 match=args.match or DEFAULT_MATCH,
                 radar_velocity=args.radar_velocity,
+                drivable_memory=args.drivable_memory,
                 progress=bar,
             )
     except (EvalInputError, PerceptionError, CalibrationError, FileNotFoundError) as exc:
@@ -80,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "precision": getattr(predictor.backend, "precision", "fp32"),
         "dropped": list(result.dropped),
         "radar_velocity": args.radar_velocity,
+        "drivable_memory": args.drivable_memory,
         "frames_without_truth": result.frames_without_truth,
         "skipped_messages": len(result.skipped_messages),
         "latency_ms": result.latency_ms,

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from perception.ground_truth import GROUND_TRUTH_FILE, load_ground_truth
     from perception.model.config import ModelConfig
     from perception.pipeline import FramePipeline
-    from perception.radar_velocity import RadarVelocityFusion
+    from perception.postprocess import Postprocess
     from visualization.scene import render_frame
 
     bag, out = Path(args.bag), Path(args.out)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     config = predictor.config if predictor else ModelConfig()
     pipeline = FramePipeline(rig, config)
-    fuse_radar_velocity = RadarVelocityFusion(rig, config)
+    postprocess = Postprocess(rig, config)
     index = {f.stamp_ns: i for i, f in enumerate(truth.frames)} if truth else {}
     grid = truth.grid if truth else config.input_grid
     out.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             detections = recorded.detections if recorded else None
             grids = recorded.segmentation() if recorded else None
         elif predictor is not None:
-            prediction = fuse_radar_velocity(predictor(prepared.inputs), prepared.radar_points)
+            prediction = postprocess(predictor(prepared.inputs), prepared)
             detections, grids = prediction.boxes, prediction.segmentation
         has_truth_grids = truth is not None and truth.drivable is not None and truth.occupancy is not None
         if grids is None and has_truth_grids and i is not None:

@@ -83,4 +83,5 @@ class Predictor:
         inferred = time.perf_counter()
         boxes, grids = decode_outputs(outputs, self.config, self.decode)
         done = time.perf_counter()
-        return Prediction(boxes, grids, {"inference": (inferred - began) * 1e3, "decode": (done - inferred) * 1e3})
+        timings = {"inference": (inferred - began) * 1e3, "decode": (done - inferred) * 1e3}
+        return Prediction(boxes, grids, timings, np.asarray(outputs[2][0], dtype=np.float32))

@@ -20,11 +20,13 @@ from perception.model.decode import DecodeConfig, decode_detections, decode_segm
 @dataclass(frozen=True)
 class Prediction:
     """boxes: detections (scores < 1) in base_link; segmentation: (2, ny, nx) uint8 {0, 1}
-    drivable, occupancy on the input grid; timings_ms: stage -> ms."""
+    drivable, occupancy on the input grid; timings_ms: stage -> ms; segmentation_logits: the
+    (2, ny, nx) float32 logits ``segmentation`` was thresholded from (None: not kept)."""
 
     boxes: Boxes
     segmentation: NDArray[np.uint8]
     timings_ms: dict[str, float]
+    segmentation_logits: NDArray[np.float32] | None = None
 
 
 def decode_outputs(

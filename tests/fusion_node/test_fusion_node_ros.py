@@ -491,8 +491,8 @@ def _check_diagnostics(array: Any, rig: Any) -> None:
     assert ready == published + dropped, frames
 
     latency = values["fusion_node: latency"]
-    stages = ("ego_motion", "encode", "frame_ready", "queue_wait", "inference", "decode", "radar_velocity", "publish")
-    for stage in (*stages, "end_to_end"):
+    stages = ("ego_motion", "encode", "frame_ready", "queue_wait", "inference", "decode", "radar_velocity")
+    for stage in (*stages, "drivable_memory", "publish", "end_to_end"):
         for q in (50, 95):
             assert float(latency[f"{stage}.p{q}_ms"]) >= 0.0, stage
     assert 0.0 < float(latency["end_to_end.p50_ms"]) < 5000.0

@@ -11,6 +11,7 @@ import pytest
 
 from calibration import load_rig
 from fusion_node.bag.replay import read_records
+from perception.ground_truth import GROUND_TRUTH_FILE, load_ground_truth
 from perception.model.config import ModelConfig
 from perception.model.inputs import InputEncoder
 from perception.pipeline import FramePipeline
@@ -54,6 +55,10 @@ def test_every_sweep_becomes_a_prepared_frame(rig, records, encoder) -> None:
     later = frames[-1]
     assert later.lidar_points.shape[1] == 5
     assert later.lidar_points[:, 4].max() > 0.15  # older sweeps accumulated with their lag
+    truth = {f.stamp_ns: f.ego_pose for f in load_ground_truth(BAG / GROUND_TRUTH_FILE).frames}
+    for f in frames:  # the odometry's pose at the frame stamp: the simulator's ego pose
+        assert f.ego_pose is not None
+        np.testing.assert_allclose(f.ego_pose, truth[f.stamp_ns], atol=0.02)
 
 
 def test_without_odometry_frames_still_come_and_say_so(rig, records, encoder) -> None:
@@ -61,6 +66,7 @@ def test_without_odometry_frames_still_come_and_say_so(rig, records, encoder) ->
     frames = _run(FramePipeline(rig, encoder.config, encoder=encoder), no_odometry)
     assert len(frames) == 39  # one per lidar sweep of the sample bag
     assert all(any("not ego-motion compensated" in n for n in f.notes) for f in frames)
+    assert all(f.ego_pose is None for f in frames)
 
 
 @pytest.mark.parametrize(("slack_ms", "released_at_once"), [(5, True), (-5, False)])
