@@ -23,9 +23,9 @@ carries that camera's frame_id. ``/diagnostics`` (every ``diagnostics_period_s``
 * ``fusion_node: latency``: p50 / p95 per stage over the last ``latency_window`` frames
   (ego_motion, encode; frame_ready = frame stamp to frame ready, which includes waiting for
   late sensors and odometry; queue_wait, inference, decode, radar_velocity,
-  drivable_memory, publish, visual_publish) and end to end (frame stamp to detections published; visual_end_to_end: to
-  markers and points published; p99 too; on the node clock: wall time, or ``/clock`` with ``use_sim_time``),
-  WARN when the end-to-end p95 is above ``latency_warn_ms``;
+  drivable_memory, publish, visual_publish) and end to end (frame stamp to detections
+  published; visual_end_to_end: to markers and points published; p99 too; on the node clock:
+  wall time, or ``/clock`` with ``use_sim_time``), WARN when the end-to-end p95 is above ``latency_warn_ms``;
 * ``fusion_node: sensor <id>``: received, rejected with the last reason, frames missing it by
   reason, messages the synchronizer dropped by reason; WARN while it is missing from the
   latest frame or when it had rejected messages since the previous report.

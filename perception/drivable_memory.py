@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from calibration.transforms import invert_transform, validate_transform
 from perception.bev_grid import BevGrid
+from perception.model.decode import sigmoid
 from perception.model.predictor import Prediction
 
 
@@ -65,9 +66,8 @@ class DrivableMemory:
     def __init__(self, grid: BevGrid, config: DrivableMemoryConfig = DrivableMemoryConfig()) -> None:
         self.grid = grid
         self.config = config
-        xs = grid.x_min + (np.arange(grid.nx) + 0.5) * grid.resolution
-        ys = grid.y_min + (np.arange(grid.ny) + 0.5) * grid.resolution
-        distance = np.maximum(np.abs(xs)[None, :], np.abs(ys)[:, None])
+        x, y = grid.cell_centers()
+        distance = np.maximum(np.abs(x), np.abs(y))
         self.frame_weight = (1.0 / (1.0 + (distance / config.half_weight_distance_m) ** config.falloff)).astype(
             np.float32
         )
@@ -98,9 +98,8 @@ class DrivableMemory:
             self.resets += 1
         else:
             remembered, remembered_weight, then = self._memory
-            previous_to_current = invert_transform(now) @ then
-            memory = self._warp(remembered, previous_to_current)
-            carried = self._warp(remembered_weight, previous_to_current) * np.float32(self.config.decay)
+            warped = self._warp(np.dstack([remembered, remembered_weight]), invert_transform(now) @ then)
+            memory, carried = warped[..., 0], warped[..., 1] * np.float32(self.config.decay)
             total = carried + self.frame_weight
             fused = (carried * memory + self.frame_weight * current) / total
             weight = np.minimum(total, np.float32(self.config.max_weight))
@@ -115,8 +114,7 @@ class DrivableMemory:
         if prediction.segmentation_logits is None:
             return prediction
         began = time.perf_counter()
-        logits = prediction.segmentation_logits[0]
-        probability = (1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0)))).astype(np.float32)
+        probability = sigmoid(prediction.segmentation_logits[0])
         segmentation = prediction.segmentation.copy()
         segmentation[0] = self.update(probability, pose, stamp_ns) >= 0.5
         elapsed_ms = (time.perf_counter() - began) * 1e3
@@ -125,7 +123,8 @@ class DrivableMemory:
         )
 
     def _warp(self, image: NDArray[np.float32], previous_to_current: NDArray[np.float64]) -> NDArray[np.float32]:
-        """``image`` on the previous frame's grid, resampled on the current one (0 outside)."""
+        """``image`` (ny, nx, channels) on the previous frame's grid, resampled on the current
+        one (0 outside), every channel with one warp."""
         g = self.grid
         back = invert_transform(previous_to_current)  # current base_link -> previous
         rotation, translation = back[:2, :2], back[:2, 3]

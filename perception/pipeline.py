@@ -206,21 +206,27 @@ class FramePipeline:
             ready.append(self._waiting.popleft())
         return ready
 
-    def _trajectory(self, start: int, end: int, notes: list[str]) -> PoseTrajectory:
+    def _trajectory(self, start: int, end: int, notes: list[str]) -> PoseTrajectory | None:
+        """The odometry over [start, end]; None (and a note) when it does not cover it."""
         try:
             with self._odometry_lock:
                 return self.odometry.trajectory(start, end)
         except EgoMotionError as exc:
             notes.append(f"not ego-motion compensated: {exc}")
-            return PoseTrajectory(np.array([start], dtype=np.int64), np.eye(4)[None], max_extrapolation_ns=1 << 62)
+            return None
 
     def prepare(self, frame: Frame[SensorRecord]) -> PreparedFrame:
         """The heavy half of :meth:`push`: ego motion and encoding of one ready frame."""
         start, end = self._span(frame)
         notes: list[str] = []
         began = time.perf_counter()
-        trajectory = self._trajectory(start, end, notes)
-        has_odometry = not notes  # the only note so far is the odometry's
+        odometry = self._trajectory(start, end, notes)
+        # without odometry every pose is the identity: the data is used as it came
+        trajectory = (
+            odometry
+            if odometry is not None
+            else PoseTrajectory(np.array([start], dtype=np.int64), np.eye(4)[None], max_extrapolation_ns=1 << 62)
+        )
         lidar = frame.reference
         assert isinstance(lidar.payload, PointScan)
         points: NDArray[np.float32] | None = None
@@ -255,5 +261,5 @@ class FramePipeline:
             ranges,
             tuple(notes),
             {"ego_motion": (compensated - began) * 1e3, "encode": (encoded - compensated) * 1e3},
-            trajectory.interpolate([frame.stamp_ns])[0] if has_odometry else None,
+            None if odometry is None else odometry.interpolate([frame.stamp_ns])[0],
         )

@@ -22,7 +22,8 @@ class DecodeConfig:
     top_k: int = 200
 
 
-def _sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
+def sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Logistic function in float32, clipped so it never overflows."""
     out: NDArray[np.float32] = (1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))).astype(np.float32)
     return out
 
@@ -51,7 +52,7 @@ def decode_detections(
     candidates = np.where(_local_maxima(logits), logits, -np.inf).reshape(-1)
     k = min(config.top_k, candidates.size)
     top = np.argpartition(-candidates, k - 1)[:k]
-    scores = _sigmoid(candidates[top])
+    scores = sigmoid(candidates[top])
     keep = scores >= config.score_threshold
     top, scores = top[keep], scores[keep]
     order = np.argsort(-candidates[top], kind="stable")
