@@ -11,6 +11,7 @@ single-modality baselines of the "fusion helps" comparison use the same recipe.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -103,6 +104,13 @@ def run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         init=None if args.init is None else Path(args.init),
         velocity_weight=args.velocity_weight,
+        batches={
+            "data": list(args.data),
+            "batch": args.batch,
+            "augment": not args.no_augment,
+            "dropout": None if dropout is None else dataclasses.asdict(dropout),
+            "modalities": modalities,
+        },
     )
     print(
         f"{len(files)} shards, {per_epoch} steps/epoch x {epochs} epochs, batch {args.batch}, modalities {modalities}"
@@ -131,8 +139,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _dropout(text: str) -> DropoutConfig:
     """DropoutConfig with the ``name=p`` pairs of ``text`` changed; ValueError names a bad pair."""
-    import dataclasses
-
     from perception.training.dataset import DropoutConfig
 
     changes: dict[str, float] = {}

@@ -10,8 +10,9 @@ A bundle is a directory written by ``fusion export`` (:func:`export_bundle`)::
                      on simulated frames (perception.backends.int8_onnx), for ONNX Runtime CPUs
     manifest.json    bundle_version, created, model_config, inputs / outputs (name, shape,
                      dtype), grid and output_grid, classes, camera_ids, camera_lookup, training
-                     (checkpoint step, data hash), files (sha256 of model.onnx, weights.pt and
-                     of the copies present), fp16 (the converter), int8 (quantizer, method,
+                     (checkpoint step, data hash, and the run's options.json when it sits next
+                     to the checkpoint: the recipe of the last training step), files (sha256 of
+                     model.onnx, weights.pt and of the copies present), fp16 (the converter), int8 (quantizer, method,
                      calibration set sha256), each when its copy is present
 
 The camera lookup tables are **runtime inputs** (``lut_index``, ``lut_camera``), not weights
@@ -215,6 +216,21 @@ def graph_interface(model: Any) -> list[tuple[str, str, int, tuple[int, ...]]]:
     return rows
 
 
+def _run_options(checkpoint: Path) -> dict[str, Any] | None:
+    """The options.json ``fusion train`` wrote beside ``checkpoint`` (learning rate, epochs,
+    init, dropout, ...), or None for a checkpoint without one (a shipped weights file)."""
+    path = checkpoint.parent / "options.json"
+    if not path.is_file():
+        return None
+    try:
+        options = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{path}: unreadable training options: {exc}") from exc
+    if not isinstance(options, dict):
+        raise BundleError(f"{path}: training options must be a JSON object, got {type(options).__name__}")
+    return options
+
+
 def export_bundle(
     checkpoint: str | Path,
     out: str | Path,
@@ -310,7 +326,12 @@ def export_bundle(
             "heights_m": list(config.camera_heights_m),
             "geometry_hash_at_export": geometry_hash,
         },
-        "training": {"checkpoint": str(checkpoint), "step": int(source.get("step", 0)), "data_hash": data_hash},
+        "training": {
+            "checkpoint": str(checkpoint),
+            "step": int(source.get("step", 0)),
+            "data_hash": data_hash,
+            "options": _run_options(Path(checkpoint)),
+        },
         "files": {name: file_sha256(temporary / name) for name in files},
         **extra,
     }

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ class TrainOptions:
     max_steps: int | None = None
     init: Path | None = None
     velocity_weight: float = LossWeights().channels[8]
+    #: How the batches were made (data, batch size, augmentation, dropout, modalities): not used
+    #: by the loop, recorded in options.json so that a run states its whole recipe.
+    batches: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _to_model(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -84,7 +87,12 @@ def train(
     speed = options.velocity_weight
     weights = LossWeights(channels=(*LossWeights().channels[:8], speed, speed))
     torch.manual_seed(options.seed + step)
-    recorded = {**asdict(options), "out": str(out), "init": None if options.init is None else str(options.init)}
+    recorded = {
+        **asdict(options),
+        "out": str(out),
+        "init": None if options.init is None else str(options.init),
+        "batches": dict(options.batches),
+    }
     (out / "options.json").write_text(json.dumps(recorded, indent=2))
     (out / "config.json").write_text(config.to_json())
 

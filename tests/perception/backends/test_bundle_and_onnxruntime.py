@@ -58,11 +58,27 @@ def test_bundle_manifest_describes_the_graph(bundle: Path) -> None:
         "checkpoint": manifest["training"]["checkpoint"],
         "step": 7,
         "data_hash": "seeds-1-2",
+        "options": None,  # no options.json beside this checkpoint
     }
     names = [spec["name"] for spec in manifest["inputs"]]
     assert names[-2:] == ["lut_index", "lut_camera"]
     assert all(isinstance(d, int) and d > 0 for spec in manifest["inputs"] for d in spec["shape"])
     assert loaded.config == TINY
+
+
+def test_bundle_records_the_training_run_options_and_names_a_bad_file(checkpoint: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(checkpoint, run / "last.pt")
+    options = {"learning_rate": 5e-4, "init": "v3.pt", "batches": {"dropout": {"radar": 0.5}}}
+    (run / "options.json").write_text(json.dumps(options))
+    assert export_bundle(run / "last.pt", tmp_path / "b1").manifest["training"]["options"] == options
+    (run / "options.json").write_text("[1, 2]")
+    with pytest.raises(BundleError, match=r"run/options.json: training options must be a JSON object, got list"):
+        export_bundle(run / "last.pt", tmp_path / "b2")
+    (run / "options.json").write_text("{not json")
+    with pytest.raises(BundleError, match=r"run/options.json: unreadable training options"):
+        export_bundle(run / "last.pt", tmp_path / "b3")
 
 
 def test_onnxruntime_backend_equals_torch(bundle: Path, checkpoint: Path, frame_inputs) -> None:

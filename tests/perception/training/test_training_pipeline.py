@@ -121,6 +121,14 @@ def test_fusion_train_checkpoints_and_resumes(shards: Path, tmp_path: Path) -> N
     assert f"initialized from the weights of {run / 'last.pt'}" in tuned.stdout
     options = json.loads((tmp_path / "tuned" / "options.json").read_text())
     assert (options["init"], options["velocity_weight"]) == (str(run / "last.pt"), 1.0)
+    assert options["batches"]["dropout"] == {
+        "lidar": 0.2,
+        "radar": 0.3,
+        "ultrasonic": 0.2,
+        "camera": 0.2,
+        "single_camera": 0.1,
+    }
+    assert options["batches"]["modalities"] == ["lidar", "radar", "ultrasonic", "camera"]
     assert load_checkpoint(tmp_path / "tuned" / "last.pt")["step"] == 1
     other = tune("other", lidar_run / "last.pt")  # trained on lidar only: another config
     assert other.returncode == 2
