@@ -79,11 +79,11 @@ def test_export_writes_a_quantized_copy_listed_in_the_manifest(int8_bundle: Path
     assert (entry["file"], entry["method"], entry["calibration_frames"]) == (INT8_FILE, "minmax", 3)
     assert len(entry["calibration_sha256"]) == 64
     sources = _weight_sources(onnx.load(str(bundle.int8_path)))
-    lidar = {name for name in sources if name.startswith(KEEP_FLOAT)}
-    assert lidar, "the lidar encoder's convolutions are in the graph"
+    encoders = {name for name in sources if name.startswith(KEEP_FLOAT)}
+    assert {name.split("/")[1] for name in encoders} == {"lidar", "radar"}, "both encoders are in the graph"
     heads = {"/detection/heatmap/heatmap.1/Conv", "/detection/regression/regression.1/Conv"}
     heads.add("/segmentation/layers/layers.1/Conv")
-    kept = lidar | heads
+    kept = encoders | heads
     assert heads <= set(sources)
     for name, source in sources.items():
         assert source == ("initializer" if name in kept else "DequantizeLinear"), name
