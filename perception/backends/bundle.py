@@ -12,8 +12,9 @@ A bundle is a directory written by ``fusion export`` (:func:`export_bundle`)::
                      dtype), grid and output_grid, classes, camera_ids, camera_lookup, training
                      (checkpoint step, data hash, and the run's options.json when it sits next
                      to the checkpoint: the recipe of the last training step), files (sha256 of
-                     model.onnx, weights.pt and of the copies present), fp16 (the converter), int8 (quantizer, method,
-                     calibration set sha256), each when its copy is present
+                     model.onnx, weights.pt and of the copies present), fp16 (the converter),
+                     int8 (quantizer, method, calibration set sha256), each when its copy is
+                     present
 
 The camera lookup tables are **runtime inputs** (``lut_index``, ``lut_camera``), not weights
 or constants: a calibration update changes the tables the node builds from the rig, never the

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ class TrainOptions:
     velocity_weight: float = LossWeights().channels[8]
     #: How the batches were made (data, batch size, augmentation, dropout, modalities): not used
     #: by the loop, recorded in options.json so that a run states its whole recipe.
-    batches: Mapping[str, Any] = field(default_factory=dict)
+    batches: dict[str, Any] = field(default_factory=dict)
 
 
 def _to_model(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -87,12 +87,7 @@ def train(
     speed = options.velocity_weight
     weights = LossWeights(channels=(*LossWeights().channels[:8], speed, speed))
     torch.manual_seed(options.seed + step)
-    recorded = {
-        **asdict(options),
-        "out": str(out),
-        "init": None if options.init is None else str(options.init),
-        "batches": dict(options.batches),
-    }
+    recorded = {**asdict(options), "out": str(out), "init": None if options.init is None else str(options.init)}
     (out / "options.json").write_text(json.dumps(recorded, indent=2))
     (out / "config.json").write_text(config.to_json())
 
