@@ -13,8 +13,8 @@ A bundle is a directory written by ``fusion export`` (:func:`export_bundle`)::
                      (checkpoint step, data hash, and the run's options.json when it sits next
                      to the checkpoint: the recipe of the last training step), files (sha256 of
                      model.onnx, weights.pt and of the copies present), fp16 (the converter),
-                     int8 (quantizer, method, calibration set sha256), each when its copy is
-                     present
+                     int8 (quantizer, method, calibration set sha256, and the copy's drift
+                     from model.onnx on other frames), each when its copy is present
 
 The camera lookup tables are **runtime inputs** (``lut_index``, ``lut_camera``), not weights
 or constants: a calibration update changes the tables the node builds from the rig, never the
@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -241,11 +241,14 @@ def export_bundle(
     fp16: bool = False,
     int8: CalibrationSet | None = None,
     int8_method: str = "percentile",
+    int8_check: CalibrationSet | None = None,
 ) -> Bundle:
     """Write a bundle from a checkpoint: ONNX (opset :data:`OPSET`, static shapes), weights,
     manifest, with ``fp16`` an FP16 copy of the graph (:data:`FP16_FILE`), and with a
     calibration set ``int8`` an INT8 copy calibrated on it by ``int8_method``
-    (:data:`INT8_FILE`). ``out`` must not exist (a bundle is never overwritten in place)."""
+    (:data:`INT8_FILE`), whose drift from the FP32 graph on the frames of ``int8_check``
+    (perception.backends.int8_onnx.measure_drift) is recorded as ``int8.drift`` when given.
+    ``out`` must not exist (a bundle is never overwritten in place)."""
     import torch
 
     from perception.model.network import INPUT_NAMES, OUTPUT_NAMES
@@ -289,10 +292,21 @@ def export_bundle(
     if int8 is not None:
         import onnxruntime
 
-        from perception.backends.int8_onnx import QUANTIZER, to_int8
+        from perception.backends.int8_onnx import (
+            MAX_CENTRE_DRIFT,
+            MAX_SEGMENTATION_DRIFT,
+            QUANTIZER,
+            measure_drift,
+            to_int8,
+        )
 
         try:
             to_int8(temporary / ONNX_FILE, temporary / INT8_FILE, int8, int8_method)
+            drift = (
+                None
+                if int8_check is None
+                else measure_drift(temporary / ONNX_FILE, temporary / INT8_FILE, int8_check.batches())
+            )
         except BundleError:
             shutil.rmtree(temporary)
             raise
@@ -305,6 +319,13 @@ def export_bundle(
             "calibration_sha256": int8.sha256,
             "calibration_frames": len(int8.files),
         }
+        if drift is not None and int8_check is not None:
+            extra["int8"]["drift"] = {
+                **asdict(drift),
+                "check_sha256": int8_check.sha256,
+                "bounds": {"centre": MAX_CENTRE_DRIFT, "segmentation": MAX_SEGMENTATION_DRIFT},
+                "problems": drift.problems(),
+            }
     source = load_checkpoint(checkpoint)
     save_checkpoint(
         temporary / WEIGHTS_FILE,

@@ -30,6 +30,12 @@ Runtime's uint8 x int8 kernels can saturate their 16-bit intermediate sums (its 
 suggests ``reduce_range`` there); check such a machine with ``fusion eval --precision int8``
 before relying on the copy.
 
+Whether a rule that served one set of weights serves the next is measured, not assumed: the
+radar encoder quantized well before recipe v5 and badly after it. :func:`measure_drift` runs
+both graphs on frames the copy was not calibrated on and reports how far the INT8 outputs
+move (:class:`Int8Drift`); ``fusion export --int8`` records that in the manifest and warns
+when it is over :data:`MAX_CENTRE_DRIFT` or :data:`MAX_SEGMENTATION_DRIFT`.
+
 Activation ranges come from the same reproducible calibration set TensorRT uses (frames of
 simulated shards through the runtime's own input path); its sha256 is recorded in the bundle
 manifest. ``method`` is ``percentile`` (the default: each range clipped at the 99.999th
@@ -44,9 +50,12 @@ dependency, and the kernels that run the result come from the same build.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 
@@ -63,6 +72,15 @@ QUANTIZER: Final = (
     f"onnxruntime.quantization (QDQ, Conv but {list(KEEP_FLOAT)} and the last before each output, "
     "per-channel int8 weights, uint8 activations)"
 )
+#: Largest mean change of the centre-heatmap probabilities (where either graph is above
+#: :data:`OBJECT_PROBABILITY`) that an INT8 copy may show: the copies that kept held-out mAP
+#: within 0.4 points moved them by about 0.01, the recipe-v5 copy with the radar encoder
+#: quantized (0.8 points lost) by 0.084.
+MAX_CENTRE_DRIFT: Final = 0.02
+#: Largest mean change of the segmentation probabilities (measured copies: 0.002-0.007).
+MAX_SEGMENTATION_DRIFT: Final = 0.015
+#: Heatmap cells above this probability in either graph are "near an object" for the drift.
+OBJECT_PROBABILITY: Final = 0.1
 
 
 class _Batches:
@@ -97,9 +115,18 @@ def _last_convolutions(model: onnx.ModelProto) -> set[str]:
     return found
 
 
-def to_int8(source: str | Path, out: str | Path, calibration: CalibrationSet, method: str = METHODS[0]) -> Path:
+def to_int8(
+    source: str | Path,
+    out: str | Path,
+    calibration: CalibrationSet,
+    method: str = METHODS[0],
+    *,
+    keep_float: tuple[str, ...] = KEEP_FLOAT,
+) -> Path:
     """Write the INT8 (QDQ) copy of the ONNX graph ``source`` to ``out``, calibrated on
-    ``calibration``, and return ``out``.
+    ``calibration``, and return ``out``. Convolutions whose node name starts with one of
+    ``keep_float`` stay float32 (default :data:`KEEP_FLOAT`; other rules are for measuring
+    which stages quantize well).
 
     Raises :class:`BundleError` naming ``source`` when the graph cannot be read, the method is
     unknown, the calibration batches do not fit the graph, or the copy changes the interface."""
@@ -119,7 +146,7 @@ def to_int8(source: str | Path, out: str | Path, calibration: CalibrationSet, me
     quantized = [
         node.name
         for node in model.graph.node
-        if node.op_type == "Conv" and not node.name.startswith(KEEP_FLOAT) and node.name not in last
+        if node.op_type == "Conv" and not node.name.startswith(keep_float) and node.name not in last
     ]
     with tempfile.TemporaryDirectory(prefix="int8_") as work:
         prepared = Path(work) / "prepared.onnx"
@@ -149,3 +176,72 @@ def to_int8(source: str | Path, out: str | Path, calibration: CalibrationSet, me
     if after != before:
         raise BundleError(f"{source}: the INT8 copy changed the graph interface from {before} to {after}")
     return out
+
+
+@dataclass(frozen=True)
+class Int8Drift:
+    """How far an INT8 copy's outputs move from the FP32 graph's on the same frames.
+
+    ``centre``: mean absolute change of the class-heatmap probabilities over the cells where
+    either graph exceeds :data:`OBJECT_PROBABILITY` (``centre_cells`` of them, over all
+    frames); ``segmentation``: mean absolute change of the segmentation probabilities over every
+    cell; ``peaks_kept``: share of (frame, class) pairs whose strongest heatmap cell is the same
+    cell in both graphs; ``frames``: frames compared."""
+
+    frames: int
+    centre_cells: int
+    centre: float
+    segmentation: float
+    peaks_kept: float
+
+    def problems(self) -> list[str]:
+        """What is over its bound, one sentence each (empty: the copy is within both)."""
+        found = []
+        if not self.centre <= MAX_CENTRE_DRIFT:  # NaN is a problem too
+            found.append(f"centre probabilities move by {self.centre:.3f} on average (bound {MAX_CENTRE_DRIFT})")
+        if not self.segmentation <= MAX_SEGMENTATION_DRIFT:
+            found.append(
+                f"segmentation probabilities move by {self.segmentation:.3f} on average "
+                f"(bound {MAX_SEGMENTATION_DRIFT})"
+            )
+        return found
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+
+def measure_drift(fp32: str | Path, int8: str | Path, batches: Iterable[Mapping[str, np.ndarray]]) -> Int8Drift:
+    """Run the ONNX graphs ``fp32`` and ``int8`` (same interface) with ONNX Runtime on each
+    batch of network inputs (name -> array with the batch axis, as
+    :meth:`CalibrationSet.batches` yields) and return the :class:`Int8Drift` of ``int8``.
+
+    Raises :class:`BundleError` when there is no batch."""
+    import onnxruntime
+
+    sessions = [onnxruntime.InferenceSession(str(g), providers=["CPUExecutionProvider"]) for g in (fp32, int8)]
+    names = [value.name for value in sessions[0].get_inputs()]
+    centre_sum = segmentation_sum = 0.0
+    centre_cells = segmentation_cells = frames = 0
+    peaks: list[bool] = []
+    for batch in batches:
+        feed = {name: batch[name] for name in names}
+        (heat_32, _, seg_32), (heat_8, _, seg_8) = (session.run(None, feed) for session in sessions)
+        p32, p8 = _sigmoid(heat_32), _sigmoid(heat_8)
+        objects = (p32 > OBJECT_PROBABILITY) | (p8 > OBJECT_PROBABILITY)
+        centre_sum += float(np.abs(p8 - p32)[objects].sum())
+        centre_cells += int(objects.sum())
+        segmentation_sum += float(np.abs(_sigmoid(seg_8) - _sigmoid(seg_32)).sum())
+        segmentation_cells += seg_32.size
+        flat_32, flat_8 = (h.reshape(h.shape[0] * h.shape[1], -1) for h in (heat_32, heat_8))
+        peaks.extend(np.argmax(flat_32, axis=1) == np.argmax(flat_8, axis=1))
+        frames += heat_32.shape[0]
+    if frames == 0:
+        raise BundleError(f"{int8}: no frames to compare with {fp32}")
+    return Int8Drift(
+        frames=frames,
+        centre_cells=centre_cells,
+        centre=centre_sum / centre_cells if centre_cells else 0.0,
+        segmentation=segmentation_sum / segmentation_cells,
+        peaks_kept=float(np.mean(peaks)),
+    )

@@ -16,6 +16,7 @@ read it, is skipped) and returns the three outputs.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from perception.backends.bundle import FP16_FILE, INT8_FILE, Bundle, load_bundle
 from perception.model.inputs import Arrays
 from perception.model.network import OUTPUT_NAMES
 
+LOG = logging.getLogger(__name__)
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 #: precision -> which graph of the bundle runs.
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -75,6 +77,10 @@ class OnnxRuntimeBackend:
             self.session = ort.InferenceSession(str(graph), options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise BackendError(f"onnxruntime could not load {graph}: {exc}") from exc
+        for problem in (
+            bundle.manifest.get("int8", {}).get("drift", {}).get("problems", []) if precision == "int8" else []
+        ):
+            LOG.warning("%s: the INT8 copy was over its drift bound at export: %s", graph, problem)
         self.bundle = bundle
         self.precision = precision
         self.config = bundle.config
