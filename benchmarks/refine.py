@@ -11,6 +11,13 @@ by ``--rotation-deg`` about a random axis and ``--translation-m`` in a random di
 - success: rotation error <= ``--max-rotation-deg`` and translation error <= ``--max-translation-m``;
   the rotation-only success count is reported too.
 
+``sim`` is a control with exact geometry: a 2 s simulated drive (seed 7, intersection layout)
+through the default rig's ``lidar_top`` and ``cam_front`` at full resolution (1600x900), whose
+sweeps are de-skewed to the nearest camera capture with the drive's own poses
+(``calibration.poses.deskew_points``), ``--sim-frames`` pairs refined together; the truth is
+the rig's extrinsic. It separates what the real samples lack (several frames, a calibration
+known exactly) from what the edge objective itself can resolve.
+
 Each dataset also times one evaluation of the refinement's objective (projection of the
 in-view discontinuities with ``project_camera`` and bilinear sampling of both edge-map
 channels), interleaved with a baseline doing the same with ``cv2.projectPoints`` and
@@ -29,12 +36,16 @@ import numpy as np
 
 HELP = "lidar->camera extrinsic refinement on the real samples (seeded trials, errors vs truth)"
 REALDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata"
-DATASETS = ("pjlab", "nuscenes")
+DATASETS = ("pjlab", "nuscenes", "sim")
+#: The ``sim`` dataset's drive: seed, seconds, road layout, and the folder its shard is cached in.
+SIM_DRIVE = {"seed": 7, "duration_s": 2.0, "layout": "intersection"}
+SIM_CACHE = Path(__file__).resolve().parent.parent / "out" / "bench" / "refine_sim"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--realdata", type=Path, default=REALDATA, help="folder of the real samples")
-    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of pjlab,nuscenes")
+    parser.add_argument("--datasets", default="pjlab,nuscenes", help=f"comma-separated subset of {','.join(DATASETS)}")
+    parser.add_argument("--sim-frames", type=int, default=6, help="pairs of the sim dataset refined together")
     parser.add_argument("--rotation-deg", type=float, default=1.5, help="initial rotation error, degrees")
     parser.add_argument("--translation-m", type=float, default=0.10, help="initial translation error, metres")
     parser.add_argument("--max-rotation-deg", type=float, default=0.3, help="success threshold, degrees")
@@ -54,7 +65,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         if name not in DATASETS:
             raise SystemExit(f"fusion bench refine: unknown dataset {name!r}; choose from {DATASETS}")
-        sample = load_sample(name, args.realdata)
+        sample = load_sim_sample(args.sim_frames) if name == "sim" else load_sample(name, args.realdata)
         results[f"score_eval_{name}"] = bench_objective(sample, args.runs, args.warmup)
         results[f"observability_{name}"] = translation_observability(sample, args.max_translation_m)
         results[f"refine_{name}"] = run_trials(sample, config, args, name)
@@ -94,7 +105,59 @@ def load_sample(name: str, realdata: Path) -> dict[str, Any]:
         raise SystemExit(f"fusion bench refine: cannot read the {name} image under {root}")
     xyz, ring = xyz_and_ring(array, names)
     pair = LidarImagePair(xyz, image, ring, name=name, intensity=intensity_column(array, names))
-    return {"pair": pair, "intrinsics": intrinsics, "T_true": T_true}
+    return {"pairs": [pair], "intrinsics": intrinsics, "T_true": T_true}
+
+
+def load_sim_sample(frames: int) -> dict[str, Any]:
+    """The ``sim`` dataset (module docstring): ``frames`` pairs spread over the drive, the
+    camera's intrinsics and the true lidar -> camera transform. The drive is simulated once
+    into :data:`SIM_CACHE` (about 20 s) and read from there afterwards."""
+    import cv2
+
+    from calibration import default_rig_path, load_rig, rig_from_dict
+    from calibration.poses import PoseTrajectory, deskew_points
+    from calibration.refine import LidarImagePair
+    from calibration.sensors import CameraSpec
+
+    lidar, camera = "lidar_top", "cam_front"
+    full = load_rig(default_rig_path())
+    document = full.to_dict()
+    document["sensors"] = [s for s in document["sensors"] if s["id"] in (lidar, camera, "odometry")]
+    rig = rig_from_dict(document, source="default rig, lidar_top + cam_front")
+    shard = SIM_CACHE / f"seed_{SIM_DRIVE['seed']}" / "shard_00000.npz"
+    if not shard.exists():
+        from simulation.scenario import ScenarioConfig
+        from simulation.shards import write_shards
+        from simulation.simulator import SimConfig, Simulator
+
+        scenario = ScenarioConfig(
+            seed=int(SIM_DRIVE["seed"]), duration_s=float(SIM_DRIVE["duration_s"]), layout=str(SIM_DRIVE["layout"])
+        )
+        SIM_CACHE.mkdir(parents=True, exist_ok=True)
+        write_shards(shard.parent, Simulator(rig, SimConfig(scenario=scenario, camera_scale=1.0)), frames_per_shard=100)
+    data = np.load(shard)
+    captured = data[f"camera/{camera}/stamp_ns"] >= 0  # -1: a capture the simulated link dropped
+    stamps = np.concatenate([data["stamp_ns"], data[f"camera/{camera}/stamp_ns"][captured]])
+    poses = np.concatenate([data["ego_pose"], data[f"camera/{camera}/ego_pose"][captured]])
+    stamps, unique = np.unique(stamps, return_index=True)
+    trajectory = PoseTrajectory(stamps, poses[unique], source=str(shard))
+    fields = list(data["lidar/fields"])
+    offsets, image_offsets = data["lidar/offsets"], data[f"camera/{camera}/offsets"]
+    sensor_to_base = rig.transform(lidar, "base_link")
+    camera_stamps = np.where(captured, data[f"camera/{camera}/stamp_ns"], np.iinfo(np.int64).max // 2)
+    pairs = []
+    for i in np.linspace(2, len(data["stamp_ns"]) - 2, frames).round().astype(int):  # poses before each sweep
+        scan = data["lidar/points"][offsets[i] : offsets[i + 1]]
+        times = data["stamp_ns"][i] + np.round(scan[:, fields.index("time")] * 1e9).astype(np.int64)
+        j = int(np.argmin(np.abs(camera_stamps - data["stamp_ns"][i])))
+        image = cv2.imdecode(data[f"camera/{camera}/jpeg"][image_offsets[j] : image_offsets[j + 1]], cv2.IMREAD_COLOR)
+        xyz = deskew_points(scan[:, :3], times, int(camera_stamps[j]), trajectory, sensor_to_base)
+        ring, intensity = scan[:, fields.index("ring")].astype(np.int64), scan[:, fields.index("intensity")]
+        pairs.append(LidarImagePair(xyz, image, ring, name=f"sim frame {i}", intensity=intensity))
+    spec = rig.sensor(camera).spec
+    if not isinstance(spec, CameraSpec):
+        raise SystemExit(f"fusion bench refine: {camera} of the default rig is not a camera")
+    return {"pairs": pairs, "intrinsics": spec.intrinsics, "T_true": rig.transform(lidar, camera)}
 
 
 def perturb(T: np.ndarray, rng: np.random.Generator, rotation_deg: float, translation_m: float) -> np.ndarray:
@@ -125,13 +188,13 @@ def run_trials(sample: dict[str, Any], config: Any, args: argparse.Namespace, na
             perturb(sample["T_true"], np.random.default_rng(1000 - seed), args.rotation_deg, args.translation_m),
             sample["intrinsics"],
         )
-        refine_extrinsic([sample["pair"]], rig, "lidar", "camera", config)
+        refine_extrinsic(sample["pairs"], rig, "lidar", "camera", config)
     rows = []
     for seed in range(args.runs):
         T_init = perturb(sample["T_true"], np.random.default_rng(seed), args.rotation_deg, args.translation_m)
         start = time.perf_counter()
         result = refine_extrinsic(
-            [sample["pair"]], lidar_camera_rig(T_init, sample["intrinsics"]), "lidar", "camera", config
+            sample["pairs"], lidar_camera_rig(T_init, sample["intrinsics"]), "lidar", "camera", config
         )
         seconds = time.perf_counter() - start
         rotation, translation = errors(result.T_refined, sample["T_true"])
@@ -174,7 +237,8 @@ def run_trials(sample: dict[str, Any], config: Any, args: argparse.Namespace, na
         "stage": "refine_extrinsic",
         "input": {
             "dataset": name,
-            "points": int(np.asarray(sample["pair"].points).shape[0]),
+            "pairs": len(sample["pairs"]),
+            "points": sum(int(np.asarray(pair.points).shape[0]) for pair in sample["pairs"]),
             "image": f"{sample['intrinsics'].width}x{sample['intrinsics'].height}",
             "initial_error": f"{args.rotation_deg} deg, {args.translation_m} m",
             "translation_refined": config.refine_translation,
@@ -207,7 +271,7 @@ def translation_observability(sample: dict[str, Any], translation_m: float) -> d
     from calibration.alignment import assign_rings, depth_discontinuities
     from calibration.camera_models import project_camera
 
-    pair, intrinsics, T = sample["pair"], sample["intrinsics"], sample["T_true"]
+    pair, intrinsics, T = sample["pairs"][0], sample["intrinsics"], sample["T_true"]
     points = np.asarray(pair.points, dtype=np.float64)[:, :3]
     edges = depth_discontinuities(points, pair.ring)
     _, depth, valid = project_camera(edges.points @ T[:3, :3].T + T[:3, 3], intrinsics)
@@ -233,7 +297,7 @@ def bench_objective(sample: dict[str, Any], runs: int, warmup: int) -> dict[str,
     from calibration.alignment import channel_weights, depth_discontinuities, edge_map, sample_edges
     from calibration.camera_models import project_camera
 
-    pair, intrinsics, T = sample["pair"], sample["intrinsics"], sample["T_true"]
+    pair, intrinsics, T = sample["pairs"][0], sample["intrinsics"], sample["T_true"]
     edges = depth_discontinuities(pair.points, pair.ring)
     camera_points = edges.points @ T[:3, :3].T + T[:3, 3]
     _, _, valid = project_camera(camera_points, intrinsics)
