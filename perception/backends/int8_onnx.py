@@ -207,10 +207,6 @@ class Int8Drift:
         return found
 
 
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-
-
 def measure_drift(fp32: str | Path, int8: str | Path, batches: Iterable[Mapping[str, np.ndarray]]) -> Int8Drift:
     """Run the ONNX graphs ``fp32`` and ``int8`` (same interface) with ONNX Runtime on each
     batch of network inputs (name -> array with the batch axis, as
@@ -218,6 +214,8 @@ def measure_drift(fp32: str | Path, int8: str | Path, batches: Iterable[Mapping[
 
     Raises :class:`BundleError` when there is no batch."""
     import onnxruntime
+
+    from perception.model.decode import sigmoid
 
     sessions = [onnxruntime.InferenceSession(str(g), providers=["CPUExecutionProvider"]) for g in (fp32, int8)]
     names = [value.name for value in sessions[0].get_inputs()]
@@ -227,11 +225,11 @@ def measure_drift(fp32: str | Path, int8: str | Path, batches: Iterable[Mapping[
     for batch in batches:
         feed = {name: batch[name] for name in names}
         (heat_32, _, seg_32), (heat_8, _, seg_8) = (session.run(None, feed) for session in sessions)
-        p32, p8 = _sigmoid(heat_32), _sigmoid(heat_8)
+        p32, p8 = sigmoid(heat_32).astype(np.float64), sigmoid(heat_8).astype(np.float64)
         objects = (p32 > OBJECT_PROBABILITY) | (p8 > OBJECT_PROBABILITY)
         centre_sum += float(np.abs(p8 - p32)[objects].sum())
         centre_cells += int(objects.sum())
-        segmentation_sum += float(np.abs(_sigmoid(seg_8) - _sigmoid(seg_32)).sum())
+        segmentation_sum += float(np.abs(sigmoid(seg_8).astype(np.float64) - sigmoid(seg_32)).sum())
         segmentation_cells += seg_32.size
         flat_32, flat_8 = (h.reshape(h.shape[0] * h.shape[1], -1) for h in (heat_32, heat_8))
         peaks.extend(np.argmax(flat_32, axis=1) == np.argmax(flat_8, axis=1))
