@@ -110,49 +110,48 @@ def load_sample(name: str, realdata: Path) -> dict[str, Any]:
 
 def load_sim_sample(frames: int) -> dict[str, Any]:
     """The ``sim`` dataset (module docstring): ``frames`` pairs spread over the drive, the
-    camera's intrinsics and the true lidar -> camera transform. The drive is simulated once
-    into :data:`SIM_CACHE` (about 20 s) and read from there afterwards."""
+    camera's intrinsics and the true lidar -> camera transform (from the rig stored in the
+    shard). The drive is simulated once into :data:`SIM_CACHE` (about 20 s) and read from there
+    afterwards."""
     import cv2
 
     from calibration import default_rig_path, load_rig, rig_from_dict
-    from calibration.poses import PoseTrajectory, deskew_points
+    from calibration.poses import deskew_points
     from calibration.refine import LidarImagePair
     from calibration.sensors import CameraSpec
+    from perception.training.dataset import rig_of_shard, shard_trajectory
+    from simulation.shards import read_shard
 
     lidar, camera = "lidar_top", "cam_front"
-    full = load_rig(default_rig_path())
-    document = full.to_dict()
-    document["sensors"] = [s for s in document["sensors"] if s["id"] in (lidar, camera, "odometry")]
-    rig = rig_from_dict(document, source="default rig, lidar_top + cam_front")
-    shard = SIM_CACHE / f"seed_{SIM_DRIVE['seed']}" / "shard_00000.npz"
+    name = "_".join(f"{key}_{value}" for key, value in SIM_DRIVE.items())
+    shard = SIM_CACHE / name / "shard_00000.npz"
     if not shard.exists():
         from simulation.scenario import ScenarioConfig
         from simulation.shards import write_shards
         from simulation.simulator import SimConfig, Simulator
 
+        document = load_rig(default_rig_path()).to_dict()
+        document["sensors"] = [s for s in document["sensors"] if s["id"] in (lidar, camera, "odometry")]
+        rig = rig_from_dict(document, source="default rig, lidar_top + cam_front")
         scenario = ScenarioConfig(
             seed=int(SIM_DRIVE["seed"]), duration_s=float(SIM_DRIVE["duration_s"]), layout=str(SIM_DRIVE["layout"])
         )
         SIM_CACHE.mkdir(parents=True, exist_ok=True)
         write_shards(shard.parent, Simulator(rig, SimConfig(scenario=scenario, camera_scale=1.0)), frames_per_shard=100)
-    data = np.load(shard)
-    captured = data[f"camera/{camera}/stamp_ns"] >= 0  # -1: a capture the simulated link dropped
-    stamps = np.concatenate([data["stamp_ns"], data[f"camera/{camera}/stamp_ns"][captured]])
-    poses = np.concatenate([data["ego_pose"], data[f"camera/{camera}/ego_pose"][captured]])
-    stamps, unique = np.unique(stamps, return_index=True)
-    trajectory = PoseTrajectory(stamps, poses[unique], source=str(shard))
-    fields = list(data["lidar/fields"])
-    offsets, image_offsets = data["lidar/offsets"], data[f"camera/{camera}/offsets"]
+    rig = rig_of_shard(shard)
+    shard_frames = list(read_shard(shard))
+    trajectory = shard_trajectory(shard_frames)
     sensor_to_base = rig.transform(lidar, "base_link")
-    camera_stamps = np.where(captured, data[f"camera/{camera}/stamp_ns"], np.iinfo(np.int64).max // 2)
+    captures = [c for f in shard_frames if (c := f.cameras.get(camera)) is not None]  # (jpeg, stamp, pose)
     pairs = []
-    for i in np.linspace(2, len(data["stamp_ns"]) - 2, frames).round().astype(int):  # poses before each sweep
-        scan = data["lidar/points"][offsets[i] : offsets[i + 1]]
-        times = data["stamp_ns"][i] + np.round(scan[:, fields.index("time")] * 1e9).astype(np.int64)
-        j = int(np.argmin(np.abs(camera_stamps - data["stamp_ns"][i])))
-        image = cv2.imdecode(data[f"camera/{camera}/jpeg"][image_offsets[j] : image_offsets[j + 1]], cv2.IMREAD_COLOR)
-        xyz = deskew_points(scan[:, :3], times, int(camera_stamps[j]), trajectory, sensor_to_base)
-        ring, intensity = scan[:, fields.index("ring")].astype(np.int64), scan[:, fields.index("intensity")]
+    for i in np.linspace(2, len(shard_frames) - 2, frames).round().astype(int):
+        frame = shard_frames[i]
+        jpeg, camera_stamp, _ = min(captures, key=lambda c: abs(c[1] - frame.stamp_ns))
+        scan = frame.lidar
+        times = frame.stamp_ns + np.round(scan.column("time").astype(np.float64) * 1e9).astype(np.int64)
+        xyz = deskew_points(scan.points[:, :3], times, camera_stamp, trajectory, sensor_to_base)
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        ring, intensity = scan.column("ring").astype(np.int64), scan.column("intensity")
         pairs.append(LidarImagePair(xyz, image, ring, name=f"sim frame {i}", intensity=intensity))
     spec = rig.sensor(camera).spec
     if not isinstance(spec, CameraSpec):

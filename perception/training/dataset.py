@@ -91,7 +91,9 @@ def shards_sha256(directories: Sequence[str | Path]) -> str:
     return digest.hexdigest()
 
 
-def _trajectory(frames: list[TrainingFrame]) -> PoseTrajectory:
+def shard_trajectory(frames: Sequence[TrainingFrame]) -> PoseTrajectory:
+    """The ego poses of a shard's frames (lidar, camera and radar capture times) as one
+    trajectory, extrapolating up to :data:`EXTRAPOLATION_NS` past its ends."""
     poses: dict[int, NDArray[np.float64]] = {}
     for frame in frames:
         poses[frame.stamp_ns] = frame.ego_pose
@@ -121,7 +123,7 @@ class ShardReader:
         allowed: Sequence[str] = MODALITIES,
     ) -> Iterator[tuple[Arrays, dict[str, Any]]]:
         frames = list(read_shard(path))
-        trajectory = _trajectory(frames)
+        trajectory = shard_trajectory(frames)
         accumulator = SweepAccumulator(
             self.encoder.config.lidar_sweeps,
             self.encoder.rig.to_base(self.lidar_id),
