@@ -15,7 +15,8 @@ builds FP16 engines from model.onnx; ``--precision`` with ``--build-only``).
 ``--int8-frames`` frames of those shards (the set TensorRT's INT8 build uses; written to a
 temporary folder, its sha256 recorded in the manifest): ``--precision int8`` of ``fusion eval``
 and of the node runs it. The copy is then compared with model.onnx on :data:`INT8_CHECK_FRAMES`
-other frames of the shards: the drift is recorded in the manifest, printed, and a warning names
+frames of the shards drawn with another seed (other frames than the calibration set's, unless the
+shards hold few frames): the drift is recorded in the manifest, printed, and a warning names
 what is over its bound (the rule for which convolutions stay float was set on one set of
 weights; another set may quantize worse, as recipe v5's radar encoder did).
 """
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     drift = manifest.get("int8", {}).get("drift")
     if drift is not None:
         print(
-            f"INT8 copy against model.onnx on {drift['frames']} other frames: centre probabilities "
+            f"INT8 copy against model.onnx on {drift['frames']} check frames: centre probabilities "
             f"{drift['centre']:.4f}, segmentation {drift['segmentation']:.4f}, "
             f"strongest peaks kept {drift['peaks_kept']:.0%}"
         )

@@ -14,7 +14,7 @@ A bundle is a directory written by ``fusion export`` (:func:`export_bundle`)::
                      to the checkpoint: the recipe of the last training step), files (sha256 of
                      model.onnx, weights.pt and of the copies present), fp16 (the converter),
                      int8 (quantizer, method, calibration set sha256, and the copy's drift
-                     from model.onnx on other frames), each when its copy is present
+                     from model.onnx on check frames), each when its copy is present
 
 The camera lookup tables are **runtime inputs** (``lut_index``, ``lut_camera``), not weights
 or constants: a calibration update changes the tables the node builds from the rig, never the

@@ -32,7 +32,8 @@ before relying on the copy.
 
 Whether a rule that served one set of weights serves the next is measured, not assumed: the
 radar encoder quantized well before recipe v5 and badly after it. :func:`measure_drift` runs
-both graphs on frames the copy was not calibrated on and reports how far the INT8 outputs
+both graphs on check frames (the export draws them with another seed than the calibration
+frames) and reports how far the INT8 outputs
 move (:class:`Int8Drift`); ``fusion export --int8`` records that in the manifest and warns
 when it is over :data:`MAX_CENTRE_DRIFT` or :data:`MAX_SEGMENTATION_DRIFT`.
 

@@ -87,7 +87,7 @@ def test_export_writes_a_quantized_copy_listed_in_the_manifest(int8_bundle: Path
     entry = bundle.manifest["int8"]
     assert (entry["file"], entry["method"], entry["calibration_frames"]) == (INT8_FILE, "minmax", 3)
     assert len(entry["calibration_sha256"]) == 64
-    # the copy was compared with model.onnx on frames it was not calibrated on, and that is printed
+    # the copy was compared with model.onnx on check frames drawn with another seed, and that is printed
     drift = entry["drift"]
     assert drift["frames"] >= 1
     assert drift["check_sha256"] != entry["calibration_sha256"]
@@ -95,7 +95,7 @@ def test_export_writes_a_quantized_copy_listed_in_the_manifest(int8_bundle: Path
     assert 0.0 <= drift["peaks_kept"] <= 1.0
     assert drift["segmentation"] >= 0.0
     printed = (int8_bundle.parent / "export.stdout").read_text()
-    assert f"INT8 copy against model.onnx on {drift['frames']} other frames" in printed
+    assert f"INT8 copy against model.onnx on {drift['frames']} check frames" in printed
     sources = _weight_sources(onnx.load(str(bundle.int8_path)))
     encoders = {name for name in sources if name.startswith(KEEP_FLOAT)}
     assert {name.split("/")[1] for name in encoders} == {"lidar", "radar"}, "both encoders are in the graph"
