@@ -83,12 +83,31 @@ def test_a_hanging_teardown_exits_with_the_given_code_and_says_why() -> None:
     assert took < 30
 
 
-def test_a_teardown_stuck_holding_the_gil_exits_with_its_stack() -> None:
+def test_a_teardown_stuck_holding_the_gil_exits_with_its_stack_and_the_given_code() -> None:
     done, took = _run(HANGING_IN_C, 91)
-    assert done.returncode == 1, done
+    assert done.returncode == 7, done
+    assert "destroying" in done.stdout
     assert "not reached" not in done.stdout
     assert "Timeout (0:00:02.500000)!" in done.stderr, done.stderr
     assert "in destroy_node" in done.stderr, done.stderr
+    assert took < 30
+
+
+def test_the_exit_timer_ends_a_process_that_holds_the_gil_unless_disarmed() -> None:
+    code = """
+import ctypes, sys, time
+from fusion_node.teardown import arm_exit_timer
+disarm = arm_exit_timer(0.2, 0)
+disarm()
+time.sleep(0.4)
+print("disarmed timer did not fire", flush=True)
+arm_exit_timer(0.2, 5)
+ctypes.PyDLL(None).sleep(60)
+print("not reached", flush=True)
+"""
+    done, took = _run(code, 91)
+    assert done.returncode == 5, done
+    assert done.stdout == "disarmed timer did not fire\n"
     assert took < 30
 
 
