@@ -53,12 +53,25 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    for name, result in results.items():
-        line = f"{name:<24} median {result['median_ms']:8.3f} ms over {result['runs']} runs"
-        if "baseline_median_ms" in result:
-            line += (
-                f"   baseline ({result.get('baseline', 'baseline')}) {result['baseline_median_ms']:.3f} ms,"
-                f" speedup {result['baseline_median_ms'] / result['median_ms']:.1f}x"
-            )
+    for line in result_lines(results):
         print(line)
     return 0
+
+
+def result_lines(results: dict[str, dict[str, object]]) -> list[str]:
+    """One line per result of a stage: the median time (and the baseline's, with the speedup)
+    for a timing; the result as JSON for a measurement that is not a timing (refine's
+    observability)."""
+    lines = []
+    for name, result in results.items():
+        if "median_ms" not in result:
+            lines.append(f"{name:<24} {json.dumps(result)}")
+            continue
+        median = float(result["median_ms"])  # type: ignore[arg-type]
+        line = f"{name:<24} median {median:8.3f} ms over {result['runs']} runs"
+        if "baseline_median_ms" in result:
+            baseline = float(result["baseline_median_ms"])  # type: ignore[arg-type]
+            name_of_baseline = result.get("baseline", "baseline")
+            line += f"   baseline ({name_of_baseline}) {baseline:.3f} ms, speedup {baseline / median:.1f}x"
+        lines.append(line)
+    return lines
