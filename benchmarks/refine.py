@@ -11,7 +11,8 @@ by ``--rotation-deg`` about a random axis and ``--translation-m`` in a random di
 - success: rotation error <= ``--max-rotation-deg`` and translation error <= ``--max-translation-m``;
   the rotation-only success count is reported too.
 
-``sim`` is a control with exact geometry: a 2 s simulated drive (seed 7, intersection layout)
+``sim`` is a control with exact geometry: a 2 s simulated drive (seed 7, intersection layout,
+no traffic: nothing in it moves but the ego, so de-skewing with the ego's poses is exact)
 through the default rig's ``lidar_top`` and ``cam_front`` at full resolution (1600x900), whose
 sweeps are de-skewed to the nearest camera capture with the drive's own poses
 (``calibration.poses.deskew_points``), ``--sim-frames`` pairs refined together; the truth is
@@ -38,7 +39,7 @@ HELP = "lidar->camera extrinsic refinement on the real samples (seeded trials, e
 REALDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata"
 DATASETS = ("pjlab", "nuscenes", "sim")
 #: The ``sim`` dataset's drive: seed, seconds, road layout, and the folder its shard is cached in.
-SIM_DRIVE = {"seed": 7, "duration_s": 2.0, "layout": "intersection"}
+SIM_DRIVE = {"seed": 7, "duration_s": 2.0, "layout": "intersection", "traffic": False}
 SIM_CACHE = Path(__file__).resolve().parent.parent / "out" / "bench" / "refine_sim"
 
 
@@ -108,11 +109,12 @@ def load_sample(name: str, realdata: Path) -> dict[str, Any]:
     return {"pairs": [pair], "intrinsics": intrinsics, "T_true": T_true}
 
 
-def load_sim_sample(frames: int) -> dict[str, Any]:
+def load_sim_sample(frames: int, drive: dict[str, Any] | None = None, camera: str = "cam_front") -> dict[str, Any]:
     """The ``sim`` dataset (module docstring): ``frames`` pairs spread over the drive, the
     camera's intrinsics and the true lidar -> camera transform (from the rig stored in the
     shard). The drive is simulated once into :data:`SIM_CACHE` (about 20 s) and read from there
-    afterwards."""
+    afterwards. ``drive``: the ``ScenarioConfig`` fields (default :data:`SIM_DRIVE`); ``camera``:
+    the default rig's camera paired with ``lidar_top``."""
     import cv2
 
     from calibration import default_rig_path, load_rig, rig_from_dict
@@ -122,8 +124,9 @@ def load_sim_sample(frames: int) -> dict[str, Any]:
     from perception.training.dataset import rig_of_shard, shard_trajectory
     from simulation.shards import read_shard
 
-    lidar, camera = "lidar_top", "cam_front"
-    name = "_".join(f"{key}_{value}" for key, value in SIM_DRIVE.items())
+    drive = drive or SIM_DRIVE
+    lidar = "lidar_top"
+    name = "_".join([*(f"{key}_{value}" for key, value in drive.items()), camera])
     shard = SIM_CACHE / name / "shard_00000.npz"
     if not shard.exists():
         from simulation.scenario import ScenarioConfig
@@ -132,10 +135,8 @@ def load_sim_sample(frames: int) -> dict[str, Any]:
 
         document = load_rig(default_rig_path()).to_dict()
         document["sensors"] = [s for s in document["sensors"] if s["id"] in (lidar, camera, "odometry")]
-        rig = rig_from_dict(document, source="default rig, lidar_top + cam_front")
-        scenario = ScenarioConfig(
-            seed=int(SIM_DRIVE["seed"]), duration_s=float(SIM_DRIVE["duration_s"]), layout=str(SIM_DRIVE["layout"])
-        )
+        rig = rig_from_dict(document, source=f"default rig, {lidar} + {camera}")
+        scenario = ScenarioConfig(**drive)
         SIM_CACHE.mkdir(parents=True, exist_ok=True)
         write_shards(shard.parent, Simulator(rig, SimConfig(scenario=scenario, camera_scale=1.0)), frames_per_shard=100)
     rig = rig_of_shard(shard)

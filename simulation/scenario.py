@@ -24,12 +24,16 @@ START_S = 60.0  # the ego starts this far along the road (room for traffic behin
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    """What to generate. ``density`` scales the number of actors (1.0: a busy city street)."""
+    """What to generate. ``density`` scales the number of actors (1.0: a busy city street).
+    ``traffic`` False leaves out everything that moves (vehicles, pedestrians, crossing
+    traffic): a static world of parked vehicles and road works, whose lidar sweeps de-skewed
+    with the ego's poses match a camera image exactly (a calibration control)."""
 
     seed: int = 0
     duration_s: float = 20.0
     layout: str = "mixed"
     density: float = 1.0
+    traffic: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -40,6 +44,8 @@ class ScenarioConfig:
             raise SimConfigError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         if not (np.isfinite(self.density) and 0 <= self.density <= 5):
             raise SimConfigError(f"density must be in [0, 5], got {self.density!r}")
+        if not isinstance(self.traffic, bool):
+            raise SimConfigError(f"traffic must be true or false, got {self.traffic!r}")
 
 
 @dataclass(frozen=True)
@@ -67,10 +73,12 @@ def build_scenario(config: ScenarioConfig) -> Scenario:
         phase=rng.uniform(0, 2 * np.pi),
     )
     builder = ActorBuilder(rng)
-    _traffic(builder, world, ego, config, rng)
+    if config.traffic:
+        _traffic(builder, world, ego, config, rng)
     _parked_and_works(builder, world, config, rng)
-    _pedestrians(builder, world, ego, config, rng)
-    _crossing_traffic(builder, world, config, rng)
+    if config.traffic:
+        _pedestrians(builder, world, ego, config, rng)
+        _crossing_traffic(builder, world, config, rng)
     actors = builder.build()
     return Scenario(config, world, ego, actors, actor_mesh_template(actors))
 

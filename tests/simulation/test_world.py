@@ -58,6 +58,19 @@ def test_bad_scenario_options_are_named() -> None:
         ScenarioConfig(seed=1.5)  # type: ignore[arg-type]
     with pytest.raises(SimConfigError, match="density"):
         ScenarioConfig(density=float("nan"))
+    with pytest.raises(SimConfigError, match="traffic must be true or false, got 'no'"):
+        ScenarioConfig(traffic="no")  # type: ignore[arg-type]
+
+
+def test_a_world_without_traffic_holds_only_actors_that_never_move() -> None:
+    config = ScenarioConfig(seed=5, duration_s=12.0, layout="mixed", traffic=False)
+    static = build_scenario(config)
+    assert len(static.actors) > 0, "parked vehicles and road works stay"
+    assert np.all(static.actors.kinds == KIND_STATIC)
+    for t in (0.0, 6.0, 12.0):
+        states = static.actors.states(static.world.centerline, t)
+        assert np.all(states.velocities == 0)
+        np.testing.assert_array_equal(states.centers, static.actors.states(static.world.centerline, 0.0).centers)
 
 
 def test_ground_map_has_road_markings_sidewalks(scenario) -> None:
