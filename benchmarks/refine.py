@@ -39,7 +39,7 @@ HELP = "lidar->camera extrinsic refinement on the real samples (seeded trials, e
 REALDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata"
 DATASETS = ("pjlab", "nuscenes", "sim")
 #: The ``sim`` dataset's drive: seed, seconds, road layout, and the folder its shard is cached in.
-SIM_DRIVE = {"seed": 7, "duration_s": 2.0, "layout": "intersection", "traffic": False}
+SIM_DRIVE: dict[str, Any] = {"seed": 7, "duration_s": 2.0, "layout": "intersection", "traffic": False}
 SIM_CACHE = Path(__file__).resolve().parent.parent / "out" / "bench" / "refine_sim"
 
 
@@ -109,12 +109,11 @@ def load_sample(name: str, realdata: Path) -> dict[str, Any]:
     return {"pairs": [pair], "intrinsics": intrinsics, "T_true": T_true}
 
 
-def load_sim_sample(frames: int, drive: dict[str, Any] | None = None, camera: str = "cam_front") -> dict[str, Any]:
+def load_sim_sample(frames: int) -> dict[str, Any]:
     """The ``sim`` dataset (module docstring): ``frames`` pairs spread over the drive, the
     camera's intrinsics and the true lidar -> camera transform (from the rig stored in the
     shard). The drive is simulated once into :data:`SIM_CACHE` (about 20 s) and read from there
-    afterwards. ``drive``: the ``ScenarioConfig`` fields (default :data:`SIM_DRIVE`); ``camera``:
-    the default rig's camera paired with ``lidar_top``."""
+    afterwards."""
     import cv2
 
     from calibration import default_rig_path, load_rig, rig_from_dict
@@ -124,9 +123,8 @@ def load_sim_sample(frames: int, drive: dict[str, Any] | None = None, camera: st
     from perception.training.dataset import rig_of_shard, shard_trajectory
     from simulation.shards import read_shard
 
-    drive = drive or SIM_DRIVE
-    lidar = "lidar_top"
-    name = "_".join([*(f"{key}_{value}" for key, value in drive.items()), camera])
+    lidar, camera = "lidar_top", "cam_front"
+    name = "_".join(f"{key}_{value}" for key, value in SIM_DRIVE.items())
     shard = SIM_CACHE / name / "shard_00000.npz"
     if not shard.exists():
         from simulation.scenario import ScenarioConfig
@@ -136,7 +134,7 @@ def load_sim_sample(frames: int, drive: dict[str, Any] | None = None, camera: st
         document = load_rig(default_rig_path()).to_dict()
         document["sensors"] = [s for s in document["sensors"] if s["id"] in (lidar, camera, "odometry")]
         rig = rig_from_dict(document, source=f"default rig, {lidar} + {camera}")
-        scenario = ScenarioConfig(**drive)
+        scenario = ScenarioConfig(**SIM_DRIVE)
         SIM_CACHE.mkdir(parents=True, exist_ok=True)
         write_shards(shard.parent, Simulator(rig, SimConfig(scenario=scenario, camera_scale=1.0)), frames_per_shard=100)
     rig = rig_of_shard(shard)

@@ -73,6 +73,7 @@ def build_scenario(config: ScenarioConfig) -> Scenario:
         phase=rng.uniform(0, 2 * np.pi),
     )
     builder = ActorBuilder(rng)
+    # this order draws from rng as worlds with traffic always have, so their shards stay the same
     if config.traffic:
         _traffic(builder, world, ego, config, rng)
     _parked_and_works(builder, world, config, rng)

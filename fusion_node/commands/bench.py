@@ -14,6 +14,7 @@ import argparse
 import importlib
 import json
 from types import ModuleType
+from typing import Any
 
 # stage name -> module in benchmarks/ (imported only when that stage is chosen or listed)
 STAGES: dict[str, str] = {
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def result_lines(results: dict[str, dict[str, object]]) -> list[str]:
+def result_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     """One line per result of a stage: the median time (and the baseline's, with the speedup)
     for a timing; the result as JSON for a measurement that is not a timing (refine's
     observability)."""
@@ -67,10 +68,10 @@ def result_lines(results: dict[str, dict[str, object]]) -> list[str]:
         if "median_ms" not in result:
             lines.append(f"{name:<24} {json.dumps(result)}")
             continue
-        median = float(result["median_ms"])  # type: ignore[arg-type]
+        median = float(result["median_ms"])
         line = f"{name:<24} median {median:8.3f} ms over {result['runs']} runs"
         if "baseline_median_ms" in result:
-            baseline = float(result["baseline_median_ms"])  # type: ignore[arg-type]
+            baseline = float(result["baseline_median_ms"])
             name_of_baseline = result.get("baseline", "baseline")
             line += f"   baseline ({name_of_baseline}) {baseline:.3f} ms, speedup {baseline / median:.1f}x"
         lines.append(line)
