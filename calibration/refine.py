@@ -49,7 +49,11 @@ Precision: the edge objective's own maximum is not at the truth. Started exactly
 extrinsic (``fusion bench refine --rotation-deg 0 --translation-m 0``), the rotation-only search
 ends 0.23 degrees away on PJLab, 0.58 on nuScenes CAM_FRONT and 0.22 on six frames of a
 simulated drive whose geometry is exact; with the translation free, 4-13 cm away. Expect a
-refined rotation to be good to a few tenths of a degree, not better (docs/BENCHMARKS.md).
+refined rotation to be good to a few tenths of a degree, not better (docs/BENCHMARKS.md). The
+reason is in the features: at the truth only 1-3 % of the depth discontinuities of these pairs
+meet an image edge beyond chance (``fusion bench refine``'s ``edge_agreement``); the rest are
+foliage, see-through fences, dropouts and (``DiscontinuityConfig.trend_factor``) the range steps
+of surfaces seen at a grazing angle.
 """
 
 from __future__ import annotations

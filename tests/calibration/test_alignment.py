@@ -88,6 +88,30 @@ def test_isolated_spike_is_not_an_edge_and_holes_are() -> None:
     assert len(depth_discontinuities(points, ring, DiscontinuityConfig(max_gap_deg=5.0))) == 32
 
 
+def test_trend_factor_drops_the_range_steps_of_a_grazing_wall_and_keeps_a_pole() -> None:
+    """A wall along the road (y = -3 m) seen from -60 to -4 degrees of azimuth steps by more
+    than 0.5 m from firing to firing beyond about 7 degrees: with ``trend_factor`` 1 only the
+    two silhouettes per ring of a pole in front of it (x = 10 m, y in [-1.5, -1.0]) remain."""
+    elevation = np.radians(np.linspace(-10.0, 10.0, 16))
+    azimuth = np.radians(np.arange(-60.0, -4.0, AZ_STEP_DEG) + AZ_STEP_DEG / 2)
+    el, az = np.meshgrid(elevation, azimuth, indexing="ij")
+    ring = np.broadcast_to(np.arange(16)[:, None], el.shape)
+    direction = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1)
+    distance = -3.0 / direction[..., 1]
+    lateral = 10.0 * direction[..., 1] / direction[..., 0]
+    distance = np.where((lateral >= -1.5) & (lateral <= -1.0), 10.0 / direction[..., 0], distance)
+    points = (direction * distance[..., None]).reshape(-1, 3)
+
+    kept = depth_discontinuities(points, ring.reshape(-1), DiscontinuityConfig(trend_factor=1.0))
+    assert len(kept) == 32  # 16 rings x (left + right side of the pole)
+    np.testing.assert_allclose(kept.points[:, 0], 10.0, atol=0.01)
+    steps = depth_discontinuities(points, ring.reshape(-1))  # the default keeps the wall's steps
+    assert len(steps) > 64
+    assert np.sum(np.abs(steps.points[:, 1] + 3.0) < 0.1) > 32  # on the wall (turned half a step)
+    with pytest.raises(AlignmentError, match="trend_factor"):
+        DiscontinuityConfig(trend_factor=-1.0)
+
+
 def test_rings_from_elevations_match_the_ring_column() -> None:
     points, ring = synthetic_scan()
     np.testing.assert_array_equal(assign_rings(points), ring)

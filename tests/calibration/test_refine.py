@@ -225,3 +225,20 @@ def test_the_simulated_control_pairs_align_best_at_the_true_extrinsic(
     start = _perturbed(T_true, np.random.default_rng(3), 1.0, 0.0)
     result = refine_extrinsic(sample["pairs"], lidar_camera_rig(start, sample["intrinsics"]), "lidar", "camera")
     assert rotation_angle_deg(result.T_refined[:3, :3] @ T_true[:3, :3].T) < 0.6
+
+
+def test_edge_agreement_counts_matches_above_chance_at_the_truth_only(realdata: Path) -> None:
+    """``fusion bench refine``'s diagnostic: at the PJLab truth more discontinuities meet an
+    image edge than 1 degree away (chance), and a truth turned by 1.5 degrees loses that."""
+    import benchmarks.refine as bench
+
+    sample = bench.load_sample("pjlab", realdata)
+    at_truth = bench.edge_agreement(sample)
+    assert at_truth["discontinuities_in_view"] > 1000
+    assert at_truth["matched_share"] > at_truth["chance_share"] + 0.02
+    assert at_truth["excess"] == pytest.approx(at_truth["matched_share"] - at_truth["chance_share"], abs=2e-3)
+    assert abs(at_truth["mean_offset_px"]) < 0.5
+    for axis in np.eye(3):
+        wrong = bench.edge_agreement(dict(sample, T_true=bench._turned(sample["T_true"], 1.5 * axis)))
+        assert wrong["matched_share"] < at_truth["matched_share"] - 0.02
+        assert wrong["excess"] < at_truth["excess"] - 0.01
