@@ -80,7 +80,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"fusion bench refine: unknown dataset {name!r}; choose from {DATASETS}")
         sample = load_sim_sample(args.sim_frames) if name == "sim" else load_sample(name, args.realdata)
         results[f"score_eval_{name}"] = bench_objective(sample, args.runs, args.warmup)
-        results[f"observability_{name}"] = translation_observability(sample, args.max_translation_m)
+        results[f"observability_{name}"] = translation_observability(
+            sample, args.max_translation_m, config.discontinuities
+        )
         results[f"edge_agreement_{name}"] = edge_agreement(sample, config.discontinuities)
         results[f"refine_{name}"] = run_trials(sample, config, args, name)
     return results
@@ -174,12 +176,9 @@ def load_sim_sample(frames: int) -> dict[str, Any]:
 def perturb(T: np.ndarray, rng: np.random.Generator, rotation_deg: float, translation_m: float) -> np.ndarray:
     """``T`` with its rotation turned by ``rotation_deg`` about a random axis (camera frame)
     and its translation moved by ``translation_m`` in a random direction."""
-    from scipy.spatial.transform import Rotation
-
     axis = rng.normal(size=3)
     direction = rng.normal(size=3)
-    out = np.array(T, dtype=np.float64)
-    out[:3, :3] = Rotation.from_rotvec(np.radians(rotation_deg) * axis / np.linalg.norm(axis)).as_matrix() @ T[:3, :3]
+    out = _turned(T, rotation_deg * axis / np.linalg.norm(axis))
     out[:3, 3] = T[:3, 3] + translation_m * direction / np.linalg.norm(direction)
     return out
 
@@ -270,7 +269,9 @@ def run_trials(sample: dict[str, Any], config: Any, args: argparse.Namespace, na
     }
 
 
-def translation_observability(sample: dict[str, Any], translation_m: float) -> dict[str, Any]:
+def translation_observability(
+    sample: dict[str, Any], translation_m: float, discontinuities: Any = None
+) -> dict[str, Any]:
     """How far a translation error of ``translation_m`` can show in this pair's edge score.
 
     A sideways translation error ``e`` moves an edge at depth ``Z`` by ``f e / Z`` pixels; a
@@ -278,13 +279,14 @@ def translation_observability(sample: dict[str, Any], translation_m: float) -> d
     difference between near and far edges: ``f e (1 / Z_near - 1 / Z_far)``, with the 5th and
     95th percentiles of the in-view discontinuities' depths. The silhouette itself is only
     known to one azimuth step of the lidar (``f`` times the step, median over rings).
+    ``discontinuities``: a ``DiscontinuityConfig`` (None = the defaults).
     """
     from calibration.alignment import assign_rings, depth_discontinuities
     from calibration.camera_models import project_camera
 
     pair, intrinsics, T = sample["pairs"][0], sample["intrinsics"], sample["T_true"]
     points = np.asarray(pair.points, dtype=np.float64)[:, :3]
-    edges = depth_discontinuities(points, pair.ring)
+    edges = depth_discontinuities(points, pair.ring, discontinuities)
     _, depth, valid = project_camera(edges.points @ T[:3, :3].T + T[:3, 3], intrinsics)
     near, median, far = np.percentile(depth[valid], [5, 50, 95])
     focal_px = float(intrinsics.K[0, 0])
@@ -318,22 +320,19 @@ def edge_agreement(
     """
     import cv2
 
-    from calibration.alignment import FINE_EDGES, depth_discontinuities, to_gray
+    from calibration.alignment import depth_discontinuities, edge_pixels
     from calibration.camera_models import project_camera
 
     intrinsics, T_true = sample["intrinsics"], sample["T_true"]
     prepared = []
     for pair in sample["pairs"]:
-        gray = cv2.GaussianBlur(to_gray(pair.image), (0, 0), FINE_EDGES.blur_sigma_px)
-        canny = cv2.Canny(gray, FINE_EDGES.canny_low, FINE_EDGES.canny_high, L2gradient=True) > 0
+        gx, gy, canny = edge_pixels(pair.image)
         _, labels = cv2.distanceTransformWithLabels(
             np.where(canny, 0, 255).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
         )
         nearest = np.zeros((int(labels.max()) + 1, 4))  # label -> (u, v, unit gradient u, v)
         ys, xs = np.nonzero(canny)
-        gx = cv2.Sobel(gray.astype(np.float32), cv2.CV_32F, 1, 0, ksize=3)[canny]
-        gy = cv2.Sobel(gray.astype(np.float32), cv2.CV_32F, 0, 1, ksize=3)[canny]
-        nearest[labels[canny]] = np.stack([xs, ys, gx, gy], axis=1)
+        nearest[labels[canny]] = np.stack([xs, ys, gx[canny], gy[canny]], axis=1)
         nearest[:, 2:] /= np.maximum(np.linalg.norm(nearest[:, 2:], axis=1, keepdims=True), 1e-9)
         prepared.append((depth_discontinuities(pair.points, pair.ring, discontinuities), labels, nearest))
 

@@ -205,6 +205,28 @@ def to_gray(image: ArrayLike) -> NDArray[np.uint8]:
     return np.ascontiguousarray(array)
 
 
+def edge_pixels(
+    image: ArrayLike, config: EdgeMapConfig = FINE_EDGES
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
+    """Gradients and Canny edges of an image, after the config's Gaussian blur.
+
+    Args:
+        image: (H, W) gray or (H, W, 3) colour image, uint8.
+        config: ``blur_sigma_px`` and the Canny thresholds are used.
+
+    Returns:
+        (gx, gy, edges): (H, W) float32 Sobel derivatives along u and v of the blurred gray
+        image (gray levels per pixel, 3x3 kernel), and (H, W) bool Canny edge pixels.
+    """
+    gray = to_gray(image)
+    blurred = cv2.GaussianBlur(gray, (0, 0), config.blur_sigma_px) if config.blur_sigma_px > 0 else gray
+    as_float = blurred.astype(np.float32)
+    gx = cv2.Sobel(as_float, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(as_float, cv2.CV_32F, 0, 1, ksize=3)
+    edges = cv2.Canny(blurred, config.canny_low, config.canny_high, L2gradient=True) > 0
+    return np.asarray(gx, dtype=np.float32), np.asarray(gy, dtype=np.float32), np.asarray(edges, dtype=bool)
+
+
 def edge_map(image: ArrayLike, config: EdgeMapConfig = FINE_EDGES) -> NDArray[np.float32]:
     """Oriented edge maps of an image (see the module docstring).
 
@@ -225,15 +247,10 @@ def edge_map(image: ArrayLike, config: EdgeMapConfig = FINE_EDGES) -> NDArray[np
         channel minus its Gaussian local mean (positive on and near edges, negative beside
         them, about 0 in uniform texture).
     """
-    gray = to_gray(image)
-    blurred = cv2.GaussianBlur(gray, (0, 0), config.blur_sigma_px) if config.blur_sigma_px > 0 else gray
-    as_float = blurred.astype(np.float32)
-    gx = cv2.Sobel(as_float, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(as_float, cv2.CV_32F, 0, 1, ksize=3)
+    gx, gy, edges = edge_pixels(image, config)
     squared = gx * gx + gy * gy
     magnitude = np.sqrt(squared)
-    edges = cv2.Canny(blurred, config.canny_low, config.canny_high, L2gradient=True) > 0
-    strength = np.zeros(gray.shape, dtype=np.float32)
+    strength = np.zeros(edges.shape, dtype=np.float32)
     if edges.any():
         scale = float(np.percentile(magnitude[edges], 95.0))
         strength[edges] = np.minimum(magnitude[edges] / max(scale, 1e-6), 1.0)
