@@ -23,7 +23,9 @@ Each dataset also times one evaluation of the refinement's objective (projection
 in-view discontinuities with ``project_camera`` and bilinear sampling of both edge-map
 channels), interleaved with a baseline doing the same with ``cv2.projectPoints`` and
 ``cv2.remap``, and reports how many of its discontinuities meet an image edge at the truth
-beyond chance (``edge_agreement``: the share of silhouettes the objective can use).
+beyond chance (``edge_agreement``: the share of silhouettes the objective can use), and
+where the edge score peaks when the scan is moved up or down at the true extrinsic
+(``height_profile``; on nuScenes for all six cameras): a check of the reference itself.
 """
 
 from __future__ import annotations
@@ -39,8 +41,12 @@ import numpy as np
 HELP = "lidar->camera extrinsic refinement on the real samples (seeded trials, errors vs truth)"
 REALDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata"
 DATASETS = ("pjlab", "nuscenes", "sim")
+#: nuScenes' six cameras; the first is the one refined (``nuscenes``), all six get ``height_profile``.
+NUSCENES_CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
 #: The ``sim`` dataset's drive: seed, seconds, road layout, and the folder its shard is cached in.
 SIM_DRIVE: dict[str, Any] = {"seed": 7, "duration_s": 2.0, "layout": "intersection", "traffic": False}
+#: Shifts of the scan along the lidar's z axis probed by ``height_profile``, metres.
+HEIGHT_SHIFTS_M = (-0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)
 SIM_CACHE = Path(__file__).resolve().parent.parent / "out" / "bench" / "refine_sim"
 
 
@@ -84,12 +90,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sample, args.max_translation_m, config.discontinuities
         )
         results[f"edge_agreement_{name}"] = edge_agreement(sample, config.discontinuities)
+        results[f"height_profile_{name}"] = height_profile(sample, discontinuities=config.discontinuities)
+        if name == "nuscenes":  # the same check on the rig's five other cameras
+            for camera in NUSCENES_CAMERAS[1:]:
+                other = load_sample(name, args.realdata, camera)
+                profile = height_profile(other, discontinuities=config.discontinuities)
+                results[f"height_profile_{name}_{camera}"] = profile
         results[f"refine_{name}"] = run_trials(sample, config, args, name)
     return results
 
 
-def load_sample(name: str, realdata: Path) -> dict[str, Any]:
-    """{"pair": LidarImagePair, "intrinsics": CameraIntrinsics, "T_true": (4, 4)} of a sample."""
+def load_sample(name: str, realdata: Path, camera: str = "CAM_FRONT") -> dict[str, Any]:
+    """{"pairs": [LidarImagePair], "intrinsics": CameraIntrinsics, "T_true": (4, 4)} of a sample;
+    ``camera`` picks one of nuScenes' six cameras (PJLab has one)."""
     import cv2
 
     from calibration import CameraIntrinsics
@@ -111,12 +124,14 @@ def load_sample(name: str, realdata: Path) -> dict[str, Any]:
     else:
         root = realdata / "nuscenes_scene0061"
         calib = json.loads((root / "calib.json").read_text())
-        camera = calib["cameras"]["CAM_FRONT"]
+        if camera not in calib["cameras"]:
+            raise SystemExit(f"fusion bench refine: no camera {camera!r} in {root / 'calib.json'}")
+        spec = calib["cameras"][camera]
         array, names = read_points(root / calib["lidar_file"], "x,y,z,intensity,ring")
-        image = cv2.imread(str(root / camera["img_file"]), cv2.IMREAD_COLOR)
-        width, height = camera["image_size_wh"]
-        intrinsics = CameraIntrinsics(K=np.array(camera["K"]), width=width, height=height)
-        T_true = np.array(camera["lidar2cam"])  # includes the ego motion between the two stamps
+        image = cv2.imread(str(root / spec["img_file"]), cv2.IMREAD_COLOR)
+        width, height = spec["image_size_wh"]
+        intrinsics = CameraIntrinsics(K=np.array(spec["K"]), width=width, height=height)
+        T_true = np.array(spec["lidar2cam"])  # includes the ego motion between the two stamps
     if image is None:
         raise SystemExit(f"fusion bench refine: cannot read the {name} image under {root}")
     xyz, ring = xyz_and_ring(array, names)
@@ -366,6 +381,46 @@ def edge_agreement(
         "chance_share": round(float(np.mean(chance)), 3),
         "excess": round(share - float(np.mean(chance)), 3),
         "mean_offset_px": round(float(offsets.mean()), 2) if offsets.size else None,
+    }
+
+
+def height_profile(
+    sample: dict[str, Any], shifts_m: tuple[float, ...] = HEIGHT_SHIFTS_M, discontinuities: Any = None
+) -> dict[str, Any]:
+    """Edge-alignment score at the true extrinsic with the scan moved along the lidar's z axis.
+
+    A check of the reference extrinsic itself, not of the refinement: every in-view depth
+    discontinuity (all pairs) is moved by each of ``shifts_m`` (metres, + = up along the lidar's
+    z axis, which is up on every sample here) and projected with ``T_true``; the score is
+    ``alignment_score`` on the fine edge map. Where the reference agrees with the image the
+    score peaks near 0. A peak far from 0 in several cameras of one rig says the reference
+    places the scan too low or too high in all of them, which no refinement can be scored
+    against to 0.3 degrees. ``discontinuities``: a ``DiscontinuityConfig`` (None = defaults).
+    """
+    from calibration.alignment import FINE_EDGES, alignment_score, depth_discontinuities, edge_map
+    from calibration.camera_models import project_camera
+
+    intrinsics, T = sample["intrinsics"], sample["T_true"]
+    prepared = [
+        (edge_map(pair.image, FINE_EDGES), depth_discontinuities(pair.points, pair.ring, discontinuities))
+        for pair in sample["pairs"]
+    ]
+    scores = []
+    for shift in shifts_m:
+        up = np.array([0.0, 0.0, shift])
+        total = weight = 0.0
+        for maps, edges in prepared:
+            uv, _, valid = project_camera((edges.points + up) @ T[:3, :3].T + T[:3, 3], intrinsics)
+            far, _, _ = project_camera((edges.far_points + up) @ T[:3, :3].T + T[:3, 3], intrinsics)
+            if valid.any():
+                in_view = float(edges.weights[valid].sum())
+                total += in_view * alignment_score(maps, uv, far, edges.weights, valid)
+                weight += in_view
+        scores.append(total / weight if weight else float("nan"))
+    return {
+        "shift_m": list(shifts_m),
+        "score": [round(score, 4) for score in scores],
+        "best_shift_m": shifts_m[int(np.nanargmax(scores))],
     }
 
 

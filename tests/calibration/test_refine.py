@@ -242,3 +242,22 @@ def test_edge_agreement_counts_matches_above_chance_at_the_truth_only(realdata: 
         wrong = bench.edge_agreement(dict(sample, T_true=bench._turned(sample["T_true"], 1.5 * axis)))
         assert wrong["matched_share"] < at_truth["matched_share"] - 0.02
         assert wrong["excess"] < at_truth["excess"] - 0.01
+
+
+def test_height_profile_peaks_at_a_right_reference_and_follows_a_raised_one(realdata: Path) -> None:
+    """``fusion bench refine``'s check of the reference: on PJLab the edge score peaks within
+    10 cm of the true height; with the reference raising the scan by 20 cm, the peak moves down
+    by about as much and the unshifted score falls well below it."""
+    import benchmarks.refine as bench
+
+    shifts = (-0.3, -0.2, -0.1, 0.0, 0.1)
+    sample = bench.load_sample("pjlab", realdata)
+    right = bench.height_profile(sample, shifts)
+    assert right["shift_m"] == list(shifts)
+    assert len(right["score"]) == len(shifts)
+    assert abs(right["best_shift_m"]) <= 0.1
+    raise_scan = np.eye(4)
+    raise_scan[2, 3] = 0.2  # lidar frame, z up
+    raised = bench.height_profile(dict(sample, T_true=sample["T_true"] @ raise_scan), shifts)
+    assert raised["best_shift_m"] <= -0.1
+    assert raised["score"][shifts.index(0.0)] < 0.8 * max(raised["score"])
