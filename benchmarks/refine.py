@@ -19,7 +19,16 @@ sweeps are de-skewed to the nearest camera capture with the drive's own poses
 the rig's extrinsic. It separates what the real samples lack (several frames, a calibration
 known exactly) from what the edge objective itself can resolve.
 
-Each dataset also times one evaluation of the refinement's objective (projection of the
+``nuscenes6`` and ``sim6`` refine the lidar's mounting against all six cameras at once
+(``calibration.refine.refine_lidar_mounting``): the lidar is perturbed in its own frame by
+``--rotation-deg`` and ``--translation-m`` and the errors are those of its mounting (each
+camera's rotation error is the same). ``nuscenes6``'s truth is every camera's ``lidar2cam``;
+``sim6`` uses ``--sim-frames`` sweeps per camera of the ``sim`` drive. Every dataset's trials
+also report how many refined transforms lie within the thresholds of the trials' median
+(``agree_with_median``) and that median's own error, which separates a search that finds one
+optimum from a truth that is not that optimum.
+
+Each single-camera dataset also times one evaluation of the refinement's objective (projection of the
 in-view discontinuities with ``project_camera`` and bilinear sampling of both edge-map
 channels), interleaved with a baseline doing the same with ``cv2.projectPoints`` and
 ``cv2.remap``, and reports how many of its discontinuities meet an image edge at the truth
@@ -33,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +50,11 @@ import numpy as np
 
 HELP = "lidar->camera extrinsic refinement on the real samples (seeded trials, errors vs truth)"
 REALDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata"
-DATASETS = ("pjlab", "nuscenes", "sim")
+DATASETS = ("pjlab", "nuscenes", "sim", "nuscenes6", "sim6")
+#: Datasets where the lidar's mounting is refined against all six cameras at once.
+MOUNTING_DATASETS = ("nuscenes6", "sim6")
+#: The default rig's cameras in the ``sim`` drive; ``sim`` refines the first, ``sim6`` all.
+SIM_CAMERAS = ("cam_front", "cam_front_right", "cam_back_right", "cam_back", "cam_back_left", "cam_front_left")
 #: nuScenes' six cameras; the first is the one refined (``nuscenes``), all six get ``height_profile``.
 NUSCENES_CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
 #: The ``sim`` dataset's drive: seed, seconds, road layout, and the folder its shard is cached in.
@@ -53,7 +67,7 @@ SIM_CACHE = Path(__file__).resolve().parent.parent / "out" / "bench" / "refine_s
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--realdata", type=Path, default=REALDATA, help="folder of the real samples")
     parser.add_argument("--datasets", default="pjlab,nuscenes", help=f"comma-separated subset of {','.join(DATASETS)}")
-    parser.add_argument("--sim-frames", type=int, default=6, help="pairs of the sim dataset refined together")
+    parser.add_argument("--sim-frames", type=int, default=6, help="pairs per camera (sim, sim6)")
     parser.add_argument("--rotation-deg", type=float, default=1.5, help="initial rotation error, degrees")
     parser.add_argument("--translation-m", type=float, default=0.10, help="initial translation error, metres")
     parser.add_argument("--max-rotation-deg", type=float, default=0.3, help="success threshold, degrees")
@@ -84,6 +98,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         if name not in DATASETS:
             raise SystemExit(f"fusion bench refine: unknown dataset {name!r}; choose from {DATASETS}")
+        if name in MOUNTING_DATASETS:
+            views = load_sim_views(args.sim_frames) if name == "sim6" else load_nuscenes_views(args.realdata)
+            results[f"refine_{name}"] = run_trials(views, config, args, name)
+            continue
         sample = load_sim_sample(args.sim_frames) if name == "sim" else load_sample(name, args.realdata)
         results[f"score_eval_{name}"] = bench_objective(sample, args.runs, args.warmup)
         results[f"observability_{name}"] = translation_observability(
@@ -140,10 +158,22 @@ def load_sample(name: str, realdata: Path, camera: str = "CAM_FRONT") -> dict[st
 
 
 def load_sim_sample(frames: int) -> dict[str, Any]:
-    """The ``sim`` dataset (module docstring): ``frames`` pairs spread over the drive, the
-    camera's intrinsics and the true lidar -> camera transform (from the rig stored in the
-    shard). The drive is simulated once into :data:`SIM_CACHE` (about 20 s) and read from there
-    afterwards."""
+    """The ``sim`` dataset (module docstring): ``frames`` pairs of ``cam_front`` spread over the
+    drive, the camera's intrinsics and the true lidar -> camera transform."""
+    views = load_sim_views(frames, SIM_CAMERAS[:1])
+    (camera,) = views["views"]
+    T_true, intrinsics = views["cameras"][camera]
+    return {"pairs": views["views"][camera], "intrinsics": intrinsics, "T_true": T_true}
+
+
+def load_sim_views(frames: int, cameras: tuple[str, ...] = SIM_CAMERAS) -> dict[str, Any]:
+    """The simulated drive seen by ``cameras`` of the default rig: {"views": {camera: [pairs]},
+    "cameras": {camera: (true (4, 4) lidar -> camera, intrinsics)}}, ``frames`` pairs per camera,
+    each sweep de-skewed to that camera's capture with the drive's poses (the truth is the rig
+    stored in the shard). The drive, with the lidar and ``cameras`` only (more cameras draw
+    the simulator's random numbers differently: the ``sim`` figures in docs/BENCHMARKS.md are
+    of the drive with ``cam_front`` alone), is simulated once into :data:`SIM_CACHE` (20 s per
+    camera) and read from there afterwards."""
     import cv2
 
     from calibration import default_rig_path, load_rig, rig_from_dict
@@ -153,39 +183,55 @@ def load_sim_sample(frames: int) -> dict[str, Any]:
     from perception.training.dataset import rig_of_shard, shard_trajectory
     from simulation.shards import read_shard
 
-    lidar, camera = "lidar_top", "cam_front"
+    lidar = "lidar_top"
     name = "_".join(f"{key}_{value}" for key, value in SIM_DRIVE.items())
-    shard = SIM_CACHE / name / "shard_00000.npz"
+    shard = SIM_CACHE / f"{name}_cameras_{len(cameras)}" / "shard_00000.npz"
     if not shard.exists():
         from simulation.scenario import ScenarioConfig
         from simulation.shards import write_shards
         from simulation.simulator import SimConfig, Simulator
 
         document = load_rig(default_rig_path()).to_dict()
-        document["sensors"] = [s for s in document["sensors"] if s["id"] in (lidar, camera, "odometry")]
-        rig = rig_from_dict(document, source=f"default rig, {lidar} + {camera}")
+        document["sensors"] = [s for s in document["sensors"] if s["id"] in (lidar, *cameras, "odometry")]
+        rig = rig_from_dict(document, source=f"default rig, {lidar} + {', '.join(cameras)}")
         scenario = ScenarioConfig(**SIM_DRIVE)
         SIM_CACHE.mkdir(parents=True, exist_ok=True)
+        print(f"simulating the sim dataset's drive into {shard.parent} (once)", flush=True)
         write_shards(shard.parent, Simulator(rig, SimConfig(scenario=scenario, camera_scale=1.0)), frames_per_shard=100)
     rig = rig_of_shard(shard)
     shard_frames = list(read_shard(shard))
     trajectory = shard_trajectory(shard_frames)
     sensor_to_base = rig.transform(lidar, "base_link")
-    captures = [c for f in shard_frames if (c := f.cameras.get(camera)) is not None]  # (jpeg, stamp, pose)
-    pairs = []
-    for i in np.linspace(2, len(shard_frames) - 2, frames).round().astype(int):
-        frame = shard_frames[i]
-        jpeg, camera_stamp, _ = min(captures, key=lambda c: abs(c[1] - frame.stamp_ns))
-        scan = frame.lidar
-        times = frame.stamp_ns + np.round(scan.column("time").astype(np.float64) * 1e9).astype(np.int64)
-        xyz = deskew_points(scan.points[:, :3], times, camera_stamp, trajectory, sensor_to_base)
-        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        ring, intensity = scan.column("ring").astype(np.int64), scan.column("intensity")
-        pairs.append(LidarImagePair(xyz, image, ring, name=f"sim frame {i}", intensity=intensity))
-    spec = rig.sensor(camera).spec
-    if not isinstance(spec, CameraSpec):
-        raise SystemExit(f"fusion bench refine: {camera} of the default rig is not a camera")
-    return {"pairs": pairs, "intrinsics": spec.intrinsics, "T_true": rig.transform(lidar, camera)}
+    views: dict[str, list[Any]] = {}
+    truth: dict[str, tuple[np.ndarray, Any]] = {}
+    for camera in cameras:
+        spec = rig.sensor(camera).spec
+        if not isinstance(spec, CameraSpec):
+            raise SystemExit(f"fusion bench refine: {camera} of the default rig is not a camera")
+        captures = [c for f in shard_frames if (c := f.cameras.get(camera)) is not None]  # (jpeg, stamp, pose)
+        views[camera] = []
+        for i in np.linspace(2, len(shard_frames) - 2, frames).round().astype(int):
+            frame = shard_frames[i]
+            jpeg, camera_stamp, _ = min(captures, key=lambda c: abs(c[1] - frame.stamp_ns))
+            scan = frame.lidar
+            times = frame.stamp_ns + np.round(scan.column("time").astype(np.float64) * 1e9).astype(np.int64)
+            xyz = deskew_points(scan.points[:, :3], times, camera_stamp, trajectory, sensor_to_base)
+            image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            ring, intensity = scan.column("ring").astype(np.int64), scan.column("intensity")
+            views[camera].append(LidarImagePair(xyz, image, ring, name=f"sim {camera} frame {i}", intensity=intensity))
+        truth[camera] = (rig.transform(lidar, camera), spec.intrinsics)
+    return {"views": views, "cameras": truth}
+
+
+def load_nuscenes_views(realdata: Path) -> dict[str, Any]:
+    """The nuScenes sample's LIDAR_TOP with all six cameras, in ``load_sim_views``' form (camera
+    ids in lower case, as rig ids are); the truth of each camera is its ``lidar2cam`` (with the
+    ego motion between the stamps)."""
+    samples = {camera.lower(): load_sample("nuscenes", realdata, camera) for camera in NUSCENES_CAMERAS}
+    return {
+        "views": {camera: sample["pairs"] for camera, sample in samples.items()},
+        "cameras": {camera: (sample["T_true"], sample["intrinsics"]) for camera, sample in samples.items()},
+    }
 
 
 def perturb(T: np.ndarray, rng: np.random.Generator, rotation_deg: float, translation_m: float) -> np.ndarray:
@@ -206,35 +252,37 @@ def errors(T: np.ndarray, T_true: np.ndarray) -> tuple[float, float]:
 
 
 def run_trials(sample: dict[str, Any], config: Any, args: argparse.Namespace, name: str) -> dict[str, Any]:
-    from calibration.refine import lidar_camera_rig, refine_extrinsic
-
+    """Seeded trials on one camera's pairs (``sample`` of ``load_sample``: its extrinsic is
+    perturbed and refined) or on several cameras (``views`` of ``load_sim_views``: the lidar's
+    mounting is perturbed in its own frame and refined against all of them; errors are the
+    mounting's, equal to each camera's rotation error). Besides the errors against the truth,
+    the trials' refined transforms are compared with their median: ``agree_with_median``
+    counts those within the thresholds of it (rotation only when the translation is kept, as
+    each trial keeps its own offset), ``median_solution_error`` is its own error, so
+    a search that always finds the same optimum shows even where the truth is not that optimum."""
+    trial = _mounting_trial(sample, config) if "views" in sample else _camera_trial(sample, config)
     for seed in range(-args.warmup, 0):  # untimed warm-up trials on other seeds
-        rig = lidar_camera_rig(
-            perturb(sample["T_true"], np.random.default_rng(1000 - seed), args.rotation_deg, args.translation_m),
-            sample["intrinsics"],
-        )
-        refine_extrinsic(sample["pairs"], rig, "lidar", "camera", config)
-    rows = []
+        trial(np.random.default_rng(1000 - seed), args)
+    rows, solutions = [], []
     for seed in range(args.runs):
-        T_init = perturb(sample["T_true"], np.random.default_rng(seed), args.rotation_deg, args.translation_m)
         start = time.perf_counter()
-        result = refine_extrinsic(
-            sample["pairs"], lidar_camera_rig(T_init, sample["intrinsics"]), "lidar", "camera", config
-        )
+        result, T_init, T_true = trial(np.random.default_rng(seed), args)
         seconds = time.perf_counter() - start
-        rotation, translation = errors(result.T_refined, sample["T_true"])
+        rotation, translation = errors(result.T_refined, T_true)
+        solutions.append(_relative(result.T_refined, T_true))
         row = {
             "dataset": name,
             "seed": seed,
             "rotation_error_deg": round(rotation, 4),
             "translation_error_m": round(translation, 4),
-            "initial_errors": [round(v, 4) for v in errors(T_init, sample["T_true"])],
+            "initial_errors": [round(v, 4) for v in errors(T_init, T_true)],
             "seconds": round(seconds, 3),
             "score_before": round(result.score_before, 5),
             "score_after": round(result.score_after, 5),
             "sharpness": [round(float(v), 3) for v in result.sharpness],
             "ambiguity": round(result.ambiguity, 3),
             "well_defined": result.well_defined,
+            "solution": [round(float(v), 4) for v in solutions[-1]],
         }
         rows.append(row)
         print(
@@ -250,21 +298,32 @@ def run_trials(sample: dict[str, Any], config: Any, args: argparse.Namespace, na
     seconds = np.array([r["seconds"] for r in rows])
     rotation_ok = rotation <= args.max_rotation_deg
     success = int(np.sum(rotation_ok & (translation <= args.max_translation_m)))
+    median = np.median(np.array(solutions), axis=0)  # (rotation vector deg, translation m)
+    from_median = np.array(solutions) - median
+    # with the translation kept, each trial keeps its own random offset: compare rotations only
+    close = np.linalg.norm(from_median[:, :3], axis=1) <= args.max_rotation_deg
+    if config.refine_translation:
+        close &= np.linalg.norm(from_median[:, 3:], axis=1) <= args.max_translation_m
+    agree = int(np.sum(close))
     print(
         f"{name}: {success}/{len(rows)} within {args.max_rotation_deg} deg and {args.max_translation_m * 100:g} cm "
         f"({int(rotation_ok.sum())}/{len(rows)} within {args.max_rotation_deg} deg); rotation error median "
         f"{np.median(rotation):.3f} max {rotation.max():.3f} deg; translation error median "
-        f"{np.median(translation) * 100:.1f} max {translation.max() * 100:.1f} cm; "
-        f"median {np.median(seconds):.1f} s/trial",
+        f"{np.median(translation) * 100:.1f} max {translation.max() * 100:.1f} cm; {agree}/{len(rows)} within "
+        f"those thresholds of the trials' median solution, which is {np.linalg.norm(median[:3]):.3f} deg"
+        + (f" and {np.linalg.norm(median[3:]) * 100:.1f} cm" if config.refine_translation else "")
+        + f" from the truth; median {np.median(seconds):.1f} s/trial",
         flush=True,
     )
+    views = sample.get("views", {"camera": sample.get("pairs", [])})
+    pairs = [pair for camera_pairs in views.values() for pair in camera_pairs]
     return {
-        "stage": "refine_extrinsic",
+        "stage": "refine_lidar_mounting" if "views" in sample else "refine_extrinsic",
         "input": {
             "dataset": name,
-            "pairs": len(sample["pairs"]),
-            "points": sum(int(np.asarray(pair.points).shape[0]) for pair in sample["pairs"]),
-            "image": f"{sample['intrinsics'].width}x{sample['intrinsics'].height}",
+            "cameras": len(views),
+            "pairs": len(pairs),
+            "points": sum(int(np.asarray(pair.points).shape[0]) for pair in pairs),
             "initial_error": f"{args.rotation_deg} deg, {args.translation_m} m",
             "translation_refined": config.refine_translation,
             "intensity_weight": config.intensity_weight,
@@ -281,7 +340,54 @@ def run_trials(sample: dict[str, Any], config: Any, args: argparse.Namespace, na
             "max": round(float(translation.max()), 4),
         },
         "well_defined": int(sum(r["well_defined"] for r in rows)),
+        "agree_with_median": agree,
+        "median_solution": {
+            "rotation_vector_deg": [round(float(v), 3) for v in median[:3]],
+            "translation_m": [round(float(v), 4) for v in median[3:]],
+        },
+        "median_solution_error": {
+            "rotation_deg": round(float(np.linalg.norm(median[:3])), 3),
+            "translation_m": round(float(np.linalg.norm(median[3:])), 4) if config.refine_translation else None,
+        },
     }
+
+
+Trial = Callable[[np.random.Generator, argparse.Namespace], tuple[Any, np.ndarray, np.ndarray]]
+
+
+def _camera_trial(sample: dict[str, Any], config: Any) -> Trial:
+    """One seeded trial on one camera: (result, initial lidar -> camera, true lidar -> camera)."""
+    from calibration.refine import lidar_camera_rig, refine_extrinsic
+
+    def trial(rng: np.random.Generator, args: argparse.Namespace) -> tuple[Any, np.ndarray, np.ndarray]:
+        T_init = perturb(sample["T_true"], rng, args.rotation_deg, args.translation_m)
+        rig = lidar_camera_rig(T_init, sample["intrinsics"])
+        return refine_extrinsic(sample["pairs"], rig, "lidar", "camera", config), T_init, sample["T_true"]
+
+    return trial
+
+
+def _mounting_trial(views: dict[str, Any], config: Any) -> Trial:
+    """One seeded trial on several cameras: the cameras sit at the truth (base_link = the true
+    lidar frame), the lidar is moved; (result, initial lidar -> base, identity)."""
+    from calibration.refine import lidar_cameras_rig, refine_lidar_mounting, with_mounting
+
+    true_rig = lidar_cameras_rig(views["cameras"])
+
+    def trial(rng: np.random.Generator, args: argparse.Namespace) -> tuple[Any, np.ndarray, np.ndarray]:
+        T_init = perturb(np.eye(4), rng, args.rotation_deg, args.translation_m)
+        rig = with_mounting(true_rig, "lidar", T_init)
+        return refine_lidar_mounting(views["views"], rig, "lidar", config), T_init, np.eye(4)
+
+    return trial
+
+
+def _relative(T: np.ndarray, T_true: np.ndarray) -> np.ndarray:
+    """(6,) rotation vector of ``R @ R_true^T`` (degrees) and ``t - t_true`` (metres)."""
+    from scipy.spatial.transform import Rotation
+
+    turn = Rotation.from_matrix(T[:3, :3] @ T_true[:3, :3].T).as_rotvec(degrees=True)
+    return np.r_[turn, T[:3, 3] - T_true[:3, 3]]
 
 
 def translation_observability(

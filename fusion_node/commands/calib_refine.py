@@ -14,6 +14,14 @@ correction (rotation about the camera's x/y/z optical axes in degrees, translati
 metres), the alignment score before and after, the sharpness of the optimum per axis and
 whether the optimum is well defined, then writes the rig with the camera remounted.
 Exit status 1 on bad input or when the camera never sees the lidar (message on stderr).
+
+With ``--view CAMERA LIDAR_FILE IMAGE_FILE`` (repeatable, instead of ``--camera`` and
+``--pair``) the lidar is refined against every camera named at once
+(``calibration.refine.refine_lidar_mounting``): the cameras stay put, the correction is about
+the lidar's own axes, and the written rig has the lidar remounted::
+
+    fusion calib refine --rig rig.yaml --translation --view cam_front scan0.pcd front0.png \
+        --view cam_back scan0.pcd back0.png --view cam_front_left scan0.pcd left0.png --out refined.yaml
 """
 
 from __future__ import annotations
@@ -33,10 +41,18 @@ INTENSITY_COLUMNS = ("intensity", "reflectivity")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rig", required=True, help="rig YAML with the initial extrinsics and intrinsics")
-    parser.add_argument("--camera", required=True, help="camera id to refine")
+    parser.add_argument("--camera", help="camera id to refine (with --pair)")
     parser.add_argument("--lidar-id", help="lidar id (default: the rig's only lidar)")
     parser.add_argument(
-        "--pair", action="append", required=True, metavar="LIDAR_FILE=IMAGE_FILE", help="scan + image (repeatable)"
+        "--pair", action="append", default=[], metavar="LIDAR_FILE=IMAGE_FILE", help="scan + image (repeatable)"
+    )
+    parser.add_argument(
+        "--view",
+        action="append",
+        default=[],
+        nargs=3,
+        metavar=("CAMERA", "LIDAR_FILE", "IMAGE_FILE"),
+        help="a camera, a scan and that camera's image (repeatable): refine the lidar's mounting against them all",
     )
     parser.add_argument("--lidar-columns", default=DEFAULT_LIDAR_COLUMNS, help="column names of .bin/.npy scans")
     parser.add_argument("--out", required=True, type=Path, help="refined rig YAML to write")
@@ -55,45 +71,72 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from calibration import CalibrationError, load_rig
-    from calibration.refine import LidarImagePair, RefineConfig, refine_extrinsic, with_extrinsic
+    from calibration.refine import (
+        LidarImagePair,
+        RefineConfig,
+        refine_extrinsic,
+        refine_lidar_mounting,
+        with_extrinsic,
+        with_mounting,
+    )
+
+    def read_pair(scan_path: str, image_path: str) -> LidarImagePair:
+        array, names = read_points(scan_path, args.lidar_columns)
+        xyz, ring = xyz_and_ring(array, names)
+        image = cv2.imread(image_path, cv2.IMREAD_COLOR)
+        if image is None:
+            raise PointFileError(f"cannot read image {image_path}")
+        return LidarImagePair(
+            xyz, image, ring, name=f"{scan_path}={image_path}", intensity=intensity_column(array, names)
+        )
 
     try:
+        if bool(args.view) == bool(args.pair or args.camera):
+            raise PointFileError("give either --camera with --pair LIDAR_FILE=IMAGE_FILE, or --view CAMERA LIDAR IMAGE")
+        if args.pair and not args.camera:
+            raise PointFileError("--pair needs --camera (the camera the images come from)")
+        if args.camera and not args.pair:
+            raise PointFileError(f"--camera {args.camera} needs at least one --pair LIDAR_FILE=IMAGE_FILE")
         rig = load_rig(args.rig)
         lidar_id = args.lidar_id or _only_lidar(rig)
-        pairs = []
-        for text in args.pair:
-            scan_path, sep, image_path = text.partition("=")
-            if not sep or not scan_path or not image_path:
-                raise PointFileError(f"--pair expects LIDAR_FILE=IMAGE_FILE, got {text!r}")
-            array, names = read_points(scan_path, args.lidar_columns)
-            xyz, ring = xyz_and_ring(array, names)
-            image = cv2.imread(image_path, cv2.IMREAD_COLOR)
-            if image is None:
-                raise PointFileError(f"cannot read image {image_path}")
-            pairs.append(
-                LidarImagePair(
-                    xyz, image, ring, name=f"{scan_path}={image_path}", intensity=intensity_column(array, names)
-                )
-            )
         config = RefineConfig(
             rotation_grid_deg=args.grid_deg, refine_translation=args.translation, intensity_weight=args.intensity_weight
         )
-        result = refine_extrinsic(pairs, rig, lidar_id, args.camera, config)
-        refined = with_extrinsic(rig, lidar_id, args.camera, result.T_refined)
+        if args.view:
+            views: dict[str, list[LidarImagePair]] = {}
+            for camera_id, scan_path, image_path in args.view:
+                views.setdefault(camera_id, []).append(read_pair(scan_path, image_path))
+            result = refine_lidar_mounting(views, rig, lidar_id, config)
+            refined = with_mounting(rig, lidar_id, result.T_refined)
+            cameras = list(views)
+        else:
+            pairs = []
+            for text in args.pair:
+                scan_path, sep, image_path = text.partition("=")
+                if not sep or not scan_path or not image_path:
+                    raise PointFileError(f"--pair expects LIDAR_FILE=IMAGE_FILE, got {text!r}")
+                pairs.append(read_pair(scan_path, image_path))
+            result = refine_extrinsic(pairs, rig, lidar_id, args.camera, config)
+            refined = with_extrinsic(rig, lidar_id, args.camera, result.T_refined)
+            cameras = [args.camera]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         refined.dump(args.out)
     except (CalibrationError, PointFileError, OSError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    report = summary(result, args.camera, lidar_id, str(args.out))
+    report = summary(result, cameras, lidar_id, str(args.out), mounting=bool(args.view))
     print(json.dumps(report, indent=2) if args.json else describe(report))
     return 0
 
 
-def summary(result: Any, camera_id: str, lidar_id: str, out: str) -> dict[str, Any]:
-    """Plain-data form of a ``RefinementResult`` (for --json and the text report)."""
+def summary(result: Any, cameras: Sequence[str], lidar_id: str, out: str, mounting: bool) -> dict[str, Any]:
+    """Plain-data form of a ``RefinementResult`` (for --json and the text report): one camera's
+    extrinsic, corrected in the camera frame, or (``mounting``, ``--view``) the lidar's
+    mounting, corrected in the lidar frame."""
     return {
-        "camera": camera_id,
+        "refined": "lidar mounting" if mounting else "camera extrinsic",
+        "frame": lidar_id if mounting else cameras[0],
+        "cameras": list(cameras),
         "lidar": lidar_id,
         "correction_rotation_deg": [round(float(v), 4) for v in result.correction_rpy_deg],
         "correction_translation_m": [round(float(v), 4) for v in result.correction_translation_m],
@@ -121,11 +164,13 @@ def describe(report: dict[str, Any]) -> str:
         if report["well_defined"]
         else "NOT well defined: the score is flat along some refined axis; do not trust this correction"
     )
+    frame = report["frame"]
     lines = [
-        f"{report['camera']} <- {report['lidar']}: {report['points_in_view']} depth edges in view",
-        f"correction rotation (deg, about camera x/y/z): {rx:+.3f} {ry:+.3f} {rz:+.3f}"
+        f"{report['refined']}: {','.join(report['cameras'])} <- {report['lidar']}: "
+        f"{report['points_in_view']} depth edges in view",
+        f"correction rotation (deg, about {frame} x/y/z): {rx:+.3f} {ry:+.3f} {rz:+.3f}"
         f"  ({report['rotation_change_deg']:.3f} deg in all)",
-        f"correction translation (m, camera frame): {tx:+.4f} {ty:+.4f} {tz:+.4f}"
+        f"correction translation (m, {frame} frame): {tx:+.4f} {ty:+.4f} {tz:+.4f}"
         + ("" if report["translation_refined"] else "  (translation not refined)"),
         f"edge score {report['score_before']:.5f} -> {report['score_after']:.5f}, mutual information "
         f"{report['information_before']:.4f} -> {report['information_after']:.4f} nats",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,9 +21,12 @@ from calibration.refine import (
     LidarImagePair,
     RefineConfig,
     lidar_camera_rig,
+    lidar_cameras_rig,
     refine_extrinsic,
+    refine_lidar_mounting,
     rotation_angle_deg,
     with_extrinsic,
+    with_mounting,
 )
 
 
@@ -261,3 +265,71 @@ def test_height_profile_peaks_at_a_right_reference_and_follows_a_raised_one(real
     raised = bench.height_profile(dict(sample, T_true=sample["T_true"] @ raise_scan), shifts)
     assert raised["best_shift_m"] <= -0.1
     assert raised["score"][shifts.index(0.0)] < 0.8 * max(raised["score"])
+
+
+def _moved(rotation_deg: list[float], translation_m: list[float]) -> np.ndarray:
+    D = np.eye(4)
+    D[:3, :3] = Rotation.from_rotvec(rotation_deg, degrees=True).as_matrix()
+    D[:3, 3] = translation_m
+    return D
+
+
+def test_with_mounting_moves_the_lidar_and_keeps_the_cameras() -> None:
+    intrinsics = CameraIntrinsics(K=np.array([[800.0, 0, 320], [0, 800, 240], [0, 0, 1]]), width=640, height=480)
+    front = np.array([[0.0, -1, 0, 0], [0, 0, -1, -0.3], [1, 0, 0, -1.2], [0, 0, 0, 1]])  # lidar x fwd, z up
+    back = _moved([0, 180, 0], [0, 0, 0]) @ front
+    rig = lidar_cameras_rig({"cam_front": (front, intrinsics), "cam_back": (back, intrinsics)}, lidar_id="lidar_top")
+    np.testing.assert_allclose(rig.transform("lidar_top", "cam_back"), back, atol=1e-12)
+    D = _moved([0.2, -0.4, 0.1], [0.05, -0.02, 0.12])
+    moved = with_mounting(rig, "lidar_top", rig.to_base("lidar_top") @ D)
+    for camera, T in (("cam_front", front), ("cam_back", back)):
+        np.testing.assert_allclose(moved.transform("lidar_top", camera), T @ D, atol=1e-12)
+        np.testing.assert_allclose(moved.to_base(camera), rig.to_base(camera), atol=1e-12)
+    np.testing.assert_allclose(moved.to_base("lidar_top"), D, atol=1e-12)
+
+
+def _nuscenes_views(realdata: Path) -> tuple[dict[str, list[LidarImagePair]], dict[str, tuple[np.ndarray, Any]]]:
+    import benchmarks.refine as bench
+
+    views = bench.load_nuscenes_views(realdata)
+    return views["views"], views["cameras"]
+
+
+def test_lidar_mounting_against_six_nuscenes_cameras_ends_at_one_rotation(realdata: Path) -> None:
+    """Refined against all six cameras at once, starts 1 degree and 5 cm off in different
+    directions end within 0.3 degrees of the given calibration and within 0.1 degree and 6 cm of
+    each other, every camera's extrinsic moving with the lidar; the translation goes about 10 cm up
+    (the sample's calibration puts the scan too low in all six images, docs/BENCHMARKS.md)."""
+    views, cameras = _nuscenes_views(realdata)
+    true_rig = lidar_cameras_rig(cameras, lidar_id="lidar_top")
+    config = RefineConfig(refine_translation=True, rotation_grid_deg=1.0)
+    results = []
+    for start in (_moved([0.6, -0.5, 0.6], [0.03, -0.03, 0.03]), _moved([-0.7, 0.4, -0.5], [-0.03, 0.03, -0.03])):
+        result = refine_lidar_mounting(views, with_mounting(true_rig, "lidar_top", start), "lidar_top", config)
+        np.testing.assert_allclose(result.T_initial, start, atol=1e-12)
+        assert rotation_angle_deg(result.T_refined[:3, :3]) < 0.3
+        assert result.T_refined[2, 3] > 0.05
+        assert result.well_defined
+        refined_rig = with_mounting(true_rig, "lidar_top", result.T_refined)
+        for camera, (T_true, _) in cameras.items():
+            T = refined_rig.transform("lidar_top", camera)
+            assert rotation_angle_deg(T[:3, :3] @ T_true[:3, :3].T) < 0.3, camera
+        results.append(result.T_refined)
+    assert rotation_angle_deg(results[0][:3, :3] @ results[1][:3, :3].T) < 0.1
+    assert np.linalg.norm(results[0][:3, 3] - results[1][:3, 3]) < 0.06
+
+
+def test_lidar_mounting_errors_name_the_cameras_and_the_lidar(realdata: Path) -> None:
+    pair, intrinsics, T_true = _pjlab(realdata)
+    backwards = T_true.copy()
+    backwards[:3, :3] = Rotation.from_euler("y", 180, degrees=True).as_matrix() @ T_true[:3, :3]
+    backwards[:3, 3] = [0.0, 0.0, -200.0]  # every point behind both cameras
+    rig = lidar_cameras_rig({"cam_a": (backwards, intrinsics), "cam_b": (backwards, intrinsics)}, lidar_id="lidar_top")
+    with pytest.raises(NoOverlapError, match=r"no camera of \['cam_a', 'cam_b'\] sees lidar 'lidar_top'"):
+        refine_lidar_mounting({"cam_a": [pair], "cam_b": [pair]}, rig, "lidar_top")
+    with pytest.raises(AlignmentError, match=r"sensor 'cam_a' of rig 'lidar_cameras' is not a lidar"):
+        refine_lidar_mounting({"cam_b": [pair]}, rig, "cam_a")
+    with pytest.raises(AlignmentError, match=r"no lidar\+image pair given for lidar 'lidar_top'"):
+        refine_lidar_mounting({"cam_a": []}, rig, "lidar_top")
+    with pytest.raises(AlignmentError, match=r"sensor 'lidar_top' of rig 'lidar_cameras' is not a camera"):
+        refine_lidar_mounting({"lidar_top": [pair]}, rig, "lidar_top")
