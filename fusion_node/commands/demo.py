@@ -42,6 +42,10 @@ PROBE_ATTEMPTS = 4
 RECORDER_TIMEOUT_S = 20.0
 RECORDER_ATTEMPTS = 3
 REPLAY_ATTEMPTS = 2
+#: Fast DDS has also, now and then, left every process discovered but no data flowing between
+#: them for the whole replay (seen in fresh-clone test runs: the demo's test and the overload
+#: test, once each): the graph is then started again.
+GRAPH_ATTEMPTS = 2
 REPLAY_WAIT_S = 20.0
 REPLAY_DELAY_S = 1.0
 #: the replay may take this much longer than the bag at its rate before the demo gives up on it
@@ -101,6 +105,13 @@ def _last_diagnostics(bag: Path) -> dict[str, dict[str, str]]:
     return latest
 
 
+def node_reported(recorded: Path) -> bool:
+    """Whether the bag the demo recorded holds /diagnostics from the fusion node. They tick on
+    the replayed /clock, so a replay after which the recorder holds none carried no data between
+    the processes (replayer -> node or node -> recorder), however well they were discovered."""
+    return recorded.exists() and bool(_last_diagnostics(recorded))
+
+
 def _latency(values: dict[str, str]) -> dict[str, Any]:
     stages: dict[str, dict[str, float]] = {}
     for key, value in values.items():
@@ -139,6 +150,96 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     outputs = [t.resolved() for t in OUTPUT_TOPICS if not t.enabled_by or t.enabled_by == "publish_points"]
     recorded = out / "outputs"
+    for attempt in range(GRAPH_ATTEMPTS):
+        code = _run_graph(args, bag, rig, weights, precision, recorded, outputs, env, started)
+        if code:
+            return code
+        if node_reported(recorded):
+            break
+        print(
+            f"[demo] attempt {attempt + 1}: no /diagnostics from the node reached the recorder during the whole "
+            "replay (discovered, but no data flowed: a DDS stall); starting the graph again",
+            flush=True,
+        )
+    else:
+        print(
+            f"error: demo stopped: in {GRAPH_ATTEMPTS} attempts no data flowed between the processes (DDS); "
+            "try FUSION_DDS_TRANSPORT=tcp",
+            file=sys.stderr,
+        )
+        return 2
+    print("[demo] rendering and scoring", flush=True)
+
+    with BagReader(bag) as reader:
+        lidar_in = reader.message_counts.get(rig.sensor(rig.of(Modality.LIDAR)[0].id).topic, 0)
+    frames = read_outputs(recorded)
+    diagnostics = _last_diagnostics(recorded)
+    truth = load_ground_truth(bag / "ground_truth.npz")
+    detection, segmentation = DetectionEvaluator(), SegmentationEvaluator()
+    for i, frame_truth in enumerate(truth.frames):
+        produced = frames.get(frame_truth.stamp_ns)
+        if produced is None or produced.detections is None:
+            continue
+        detection.add_frame(produced.detections, frame_truth.boxes)
+        grids = produced.segmentation()
+        if grids is not None and truth.drivable is not None and truth.occupancy is not None:
+            segmentation.add_frame(grids, np.stack([truth.drivable[i], truth.occupancy[i]]))
+    frames_values = diagnostics.get("frames", {})
+    summary = {
+        "bag": str(bag),
+        "model": str(weights),
+        "backend": args.backend,
+        "precision": precision or "default",
+        "lidar_frames_in": lidar_in,
+        "frames_published": sum(1 for f in frames.values() if f.detections is not None),
+        "partial_frames": int(frames_values.get("frames_partial", -1)),
+        "frames_dropped": int(frames_values.get("frames_dropped", -1)),
+        "latency_ms": _latency(diagnostics.get("latency", {})),
+        "metrics": metrics_json(detection.result(), segmentation.result()) if detection.frames else None,
+        "wall_s": None,
+    }
+    from fusion_node.commands import render
+
+    render.run(
+        argparse.Namespace(
+            bag=str(bag), out=str(out / "render"), weights=None, backend=args.backend, outputs=str(recorded),
+            png_every=10, max_frames=None, fps=10.0, quiet=True,
+        )
+    )  # fmt: skip
+    (out / "render" / "render.mp4").rename(out / "demo.mp4")
+    for png in (out / "render").glob("*.png"):
+        png.rename(out / png.name)
+    (out / "render").rmdir()
+    summary["wall_s"] = round(time.monotonic() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    e2e = summary["latency_ms"]["end_to_end"]
+    metrics = summary["metrics"] or {}
+    print(
+        f"\n{summary['frames_published']} of {lidar_in} lidar frames published ({summary['partial_frames']} partial, "
+        f"{summary['frames_dropped']} dropped); end to end p50 {e2e.get('p50', float('nan')):.1f} ms, "
+        f"p99 {e2e.get('p99', float('nan')):.1f} ms; mAP {metrics.get('mAP', float('nan')):.3f}, "
+        f"NDS {metrics.get('NDS', float('nan')):.3f} ({args.backend}, {summary['precision']})\n"
+        f"written: {out / 'summary.json'}, {out / 'demo.mp4'} "
+        f"and PNGs, in {summary['wall_s']} s"
+    )
+    return _exit_status(summary)
+
+
+def _run_graph(
+    args: argparse.Namespace,
+    bag: Path,
+    rig: Any,
+    weights: Path,
+    precision: str,
+    recorded: Path,
+    outputs: list[str],
+    env: dict[str, str],
+    started: float,
+) -> int:
+    """Node, recorder (into ``recorded``, replaced) and replayer, each a process, the bag
+    replayed through them once; 0, or 2 with a message when the graph did not come up."""
+    from fusion_node.bag.reader import BagReader
+
     node = start_child(
         [sys.executable, "-m", "fusion_node.fusion_node", "--ros-args", "-p", f"weights:={weights}",
          "-p", f"backend:={args.backend}", "-p", f"threads:={args.threads}", "-p", "qos:=reliable",
@@ -224,61 +325,7 @@ def run(args: argparse.Namespace) -> int:
         if recorder is not None:
             stop_child(recorder)
         stop_child(node)
-    print("[demo] rendering and scoring", flush=True)
-
-    with BagReader(bag) as reader:
-        lidar_in = reader.message_counts.get(rig.sensor(rig.of(Modality.LIDAR)[0].id).topic, 0)
-    frames = read_outputs(recorded)
-    diagnostics = _last_diagnostics(recorded)
-    truth = load_ground_truth(bag / "ground_truth.npz")
-    detection, segmentation = DetectionEvaluator(), SegmentationEvaluator()
-    for i, frame_truth in enumerate(truth.frames):
-        produced = frames.get(frame_truth.stamp_ns)
-        if produced is None or produced.detections is None:
-            continue
-        detection.add_frame(produced.detections, frame_truth.boxes)
-        grids = produced.segmentation()
-        if grids is not None and truth.drivable is not None and truth.occupancy is not None:
-            segmentation.add_frame(grids, np.stack([truth.drivable[i], truth.occupancy[i]]))
-    frames_values = diagnostics.get("frames", {})
-    summary = {
-        "bag": str(bag),
-        "model": str(weights),
-        "backend": args.backend,
-        "precision": precision or "default",
-        "lidar_frames_in": lidar_in,
-        "frames_published": sum(1 for f in frames.values() if f.detections is not None),
-        "partial_frames": int(frames_values.get("frames_partial", -1)),
-        "frames_dropped": int(frames_values.get("frames_dropped", -1)),
-        "latency_ms": _latency(diagnostics.get("latency", {})),
-        "metrics": metrics_json(detection.result(), segmentation.result()) if detection.frames else None,
-        "wall_s": None,
-    }
-    from fusion_node.commands import render
-
-    render.run(
-        argparse.Namespace(
-            bag=str(bag), out=str(out / "render"), weights=None, backend=args.backend, outputs=str(recorded),
-            png_every=10, max_frames=None, fps=10.0, quiet=True,
-        )
-    )  # fmt: skip
-    (out / "render" / "render.mp4").rename(out / "demo.mp4")
-    for png in (out / "render").glob("*.png"):
-        png.rename(out / png.name)
-    (out / "render").rmdir()
-    summary["wall_s"] = round(time.monotonic() - started, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
-    e2e = summary["latency_ms"]["end_to_end"]
-    metrics = summary["metrics"] or {}
-    print(
-        f"\n{summary['frames_published']} of {lidar_in} lidar frames published ({summary['partial_frames']} partial, "
-        f"{summary['frames_dropped']} dropped); end to end p50 {e2e.get('p50', float('nan')):.1f} ms, "
-        f"p99 {e2e.get('p99', float('nan')):.1f} ms; mAP {metrics.get('mAP', float('nan')):.3f}, "
-        f"NDS {metrics.get('NDS', float('nan')):.3f} ({args.backend}, {summary['precision']})\n"
-        f"written: {out / 'summary.json'}, {out / 'demo.mp4'} "
-        f"and PNGs, in {summary['wall_s']} s"
-    )
-    return _exit_status(summary)
+    return 0
 
 
 def _exit_status(summary: dict[str, Any]) -> int:

@@ -11,7 +11,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from fusion_node.commands.demo import _exit_status
+from fusion_node.bag.writer import BagWriter
+from fusion_node.commands.demo import _exit_status, node_reported
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,6 +56,28 @@ def test_exit_status_fails_on_frames_lost_without_a_word(capsys: pytest.CaptureF
 @pytest.mark.slow
 @pytest.mark.ros
 @pytest.mark.timeout(2 * ATTEMPT_TIMEOUT_S + 30)
+def test_only_a_recording_with_the_nodes_diagnostics_counts_as_data_flowing(tmp_path: Path) -> None:
+    """The demo starts its graph again when the recorder got no /diagnostics from the node."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    def recording(name: str, *status_names: str) -> Path:
+        path = tmp_path / name
+        with BagWriter(path) as bag:
+            bag.add_topic("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray")
+            if status_names:
+                statuses = [
+                    DiagnosticStatus(name=n, message="ok", values=[KeyValue(key="frames_published", value="3")])
+                    for n in status_names
+                ]
+                bag.write("/diagnostics", DiagnosticArray(status=statuses), 1_000_000_000)
+        return path
+
+    assert not node_reported(tmp_path / "never_written")
+    assert not node_reported(recording("empty"))
+    assert not node_reported(recording("another_node", "replayer: clock"))
+    assert node_reported(recording("fusion_node", "replayer: clock", "fusion_node: frames"))
+
+
 def test_demo_writes_summary_video_and_pngs(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     env = dict(os.environ, ROS_DOMAIN_ID="54")  # a domain of its own
