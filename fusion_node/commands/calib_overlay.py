@@ -13,9 +13,9 @@ edges) and the number of points in view, or ``camera X never sees lidar Y``. Exi
 bad input (one line on stderr naming the file or argument).
 
 Point files: ``.bin`` (raw float32 rows, columns named by ``--lidar-columns``), ``.npy``
-((N, C) array, same naming), ``.pcd`` (PCD v0.7 ``ascii`` or ``binary``, columns from its
-FIELDS). A column named ``ring`` is used as the laser ring. Points are in the sensor's own
-frame (``--lidar-id`` / ``--radar-id``, default: the rig's only lidar / radar).
+((N, C) array, same naming), ``.pcd`` (PCD v0.7 ``ascii``, ``binary`` or PCL's LZF-compressed
+``binary_compressed``, columns from its FIELDS). A column named ``ring`` is used as the laser
+ring. Points are in the sensor's own frame (``--lidar-id`` / ``--radar-id``, default: the rig's only lidar / radar).
 """
 
 from __future__ import annotations
@@ -250,7 +250,33 @@ def _read_pcd(file: Path) -> tuple[NDArray[np.float64], list[str]]:
             raise PointFileError(f"{file}: {len(body)} data bytes, {points} points need {points * dtype.itemsize}")
         table = np.frombuffer(body[: points * dtype.itemsize], dtype=dtype)
         return np.stack([table[n].astype(np.float64) for n in names], axis=1), names
-    raise PointFileError(f"{file}: PCD DATA '{mode}' is not supported (ascii or binary)")
+    if mode == "binary_compressed":
+        return _read_compressed_pcd(file, names, points)
+    raise PointFileError(f"{file}: PCD DATA '{mode}' is not supported (ascii, binary or binary_compressed)")
+
+
+def _read_compressed_pcd(file: Path, names: list[str], points: int) -> tuple[NDArray[np.float64], list[str]]:
+    """A ``binary_compressed`` PCD (LZF, one field after another) through Open3D's tensor reader,
+    which keeps every field under its own name but x, y, z (``positions``). Fields Open3D
+    renames (``rgb`` -> ``colors``, ``normal_x``.. -> ``normals``) are left out."""
+    import open3d as o3d
+
+    cloud = o3d.t.io.read_point_cloud(str(file))  # a broken file gives an empty cloud (and a warning)
+    attributes = {key: cloud.point[key].numpy() for key in cloud.point}
+    positions = attributes.get("positions")
+    read = 0 if positions is None else positions.shape[0]
+    if read != points:
+        raise PointFileError(
+            f"{file}: {read} of the header's {points} points could be read from its binary_compressed data "
+            "(truncated or corrupt)"
+        )
+    columns: dict[str, NDArray[np.float64]] = {}
+    for name in names:
+        if name in ("x", "y", "z"):
+            columns[name] = np.asarray(positions)[:, "xyz".index(name)].astype(np.float64)
+        elif name in attributes and attributes[name].size == points:
+            columns[name] = attributes[name].reshape(points).astype(np.float64)
+    return np.stack(list(columns.values()), axis=1), list(columns)
 
 
 def _image_argument(text: str, rig: Any) -> tuple[str, Path]:

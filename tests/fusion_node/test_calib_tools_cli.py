@@ -155,11 +155,40 @@ def test_point_files_pcd_ascii_binary_and_npy(tmp_path: Path) -> None:
     array, names = read_points(tmp_path / "c.npy", "x,y,z")
     np.testing.assert_allclose(array, points[:, :3])
     (tmp_path / "d.pcd").write_bytes((header + "DATA binary_compressed\n").encode())
-    with pytest.raises(PointFileError, match=r"d.pcd: PCD DATA 'binary_compressed' is not supported"):
+    with pytest.raises(PointFileError, match=r"d.pcd: 0 of the header's 2 points could be read"):
         read_points(tmp_path / "d.pcd")
+    (tmp_path / "f.pcd").write_bytes((header + "DATA lzma\n").encode())
+    with pytest.raises(PointFileError, match=r"f.pcd: PCD DATA 'lzma' is not supported"):
+        read_points(tmp_path / "f.pcd")
     (tmp_path / "e.txt").write_text("1 2 3")
     with pytest.raises(PointFileError, match=r"unsupported point file type '.txt'"):
         read_points(tmp_path / "e.txt")
+
+
+def test_point_files_pcd_binary_compressed_keep_every_field(tmp_path: Path) -> None:
+    """PCL's LZF-compressed PCD (written here by Open3D, as PCL writes it) reads back with its
+    fields in header order; a truncated copy is an error naming the file, not fewer points."""
+    import open3d as o3d
+
+    rng = np.random.default_rng(4)
+    xyz = rng.normal(size=(500, 3)).astype(np.float32) * 20
+    intensity = rng.uniform(0, 255, size=(500, 1)).astype(np.float32)
+    ring = (np.arange(500) % 32).astype(np.uint16).reshape(-1, 1)
+    cloud = o3d.t.geometry.PointCloud()
+    cloud.point["positions"] = o3d.core.Tensor(xyz)
+    cloud.point["intensity"] = o3d.core.Tensor(intensity)
+    cloud.point["ring"] = o3d.core.Tensor(ring)
+    assert o3d.t.io.write_point_cloud(str(tmp_path / "c.pcd"), cloud, write_ascii=False, compressed=True)
+    assert b"DATA binary_compressed" in (tmp_path / "c.pcd").read_bytes()[:400]
+    array, names = read_points(tmp_path / "c.pcd")
+    assert set(names) == {"x", "y", "z", "intensity", "ring"}
+    np.testing.assert_array_equal(array[:, [names.index(a) for a in "xyz"]], xyz)
+    np.testing.assert_array_equal(array[:, names.index("intensity")], intensity[:, 0])
+    np.testing.assert_array_equal(array[:, names.index("ring")], ring[:, 0])
+    data = (tmp_path / "c.pcd").read_bytes()
+    (tmp_path / "cut.pcd").write_bytes(data[: len(data) - 100])
+    with pytest.raises(PointFileError, match=r"cut.pcd: 0 of the header's 500 points could be read"):
+        read_points(tmp_path / "cut.pcd")
 
 
 def test_refine_writes_the_corrected_rig(realdata: Path, tmp_path: Path) -> None:
