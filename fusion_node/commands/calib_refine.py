@@ -64,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="weight of the reflectivity/gray-level mutual information against the edge score (0 = edges only)",
     )
+    parser.add_argument(
+        "--trend-factor",
+        type=float,
+        default=0.0,
+        help="drop the range steps of surfaces seen at a grazing angle (DiscontinuityConfig.trend_factor; "
+        "0 = keep them; 1 helps dense or simulated scans, docs/BENCHMARKS.md)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -71,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from calibration import CalibrationError, load_rig
+    from calibration.alignment import DiscontinuityConfig
     from calibration.refine import (
         LidarImagePair,
         RefineConfig,
@@ -100,7 +108,10 @@ def run(args: argparse.Namespace) -> int:
         rig = load_rig(args.rig)
         lidar_id = args.lidar_id or _only_lidar(rig)
         config = RefineConfig(
-            rotation_grid_deg=args.grid_deg, refine_translation=args.translation, intensity_weight=args.intensity_weight
+            rotation_grid_deg=args.grid_deg,
+            refine_translation=args.translation,
+            intensity_weight=args.intensity_weight,
+            discontinuities=DiscontinuityConfig(trend_factor=args.trend_factor),
         )
         if args.view:
             views: dict[str, list[LidarImagePair]] = {}

@@ -269,6 +269,8 @@ def test_refine_wants_either_pairs_of_one_camera_or_views(rig_files: dict[str, P
         (["--pair", pair], "--pair needs --camera"),
         (["--camera", "cam_front"], "--camera cam_front needs at least one --pair"),
         (["--view", "cam_nope", rig_files["scan"], rig_files["image"]], "cam_nope"),
+        (["--camera", "cam_front", "--pair", pair, "--trend-factor", "-1"], "DiscontinuityConfig.trend_factor = -1.0"),
+        (["--camera", "cam_front", "--pair", pair, "--trend-factor", "nan"], "DiscontinuityConfig.trend_factor = nan"),
     ):
         done = calib("refine", "--rig", rig_files["rig"], *args, "--out", tmp_path / "r.yaml")
         assert done.returncode == 1, args
