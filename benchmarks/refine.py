@@ -246,9 +246,12 @@ def perturb(T: np.ndarray, rng: np.random.Generator, rotation_deg: float, transl
 
 def errors(T: np.ndarray, T_true: np.ndarray) -> tuple[float, float]:
     """(rotation error degrees, translation error metres) of ``T`` against ``T_true``."""
-    from calibration.refine import rotation_angle_deg
+    return _norms(_relative(T, T_true))
 
-    return rotation_angle_deg(T[:3, :3] @ T_true[:3, :3].T), float(np.linalg.norm(T[:3, 3] - T_true[:3, 3]))
+
+def _norms(relative: np.ndarray) -> tuple[float, float]:
+    """(angle degrees, distance metres) of a ``_relative`` (6,) vector."""
+    return float(np.linalg.norm(relative[:3])), float(np.linalg.norm(relative[3:]))
 
 
 def run_trials(sample: dict[str, Any], config: Any, args: argparse.Namespace, name: str) -> dict[str, Any]:
@@ -268,8 +271,8 @@ def run_trials(sample: dict[str, Any], config: Any, args: argparse.Namespace, na
         start = time.perf_counter()
         result, T_init, T_true = trial(np.random.default_rng(seed), args)
         seconds = time.perf_counter() - start
-        rotation, translation = errors(result.T_refined, T_true)
         solutions.append(_relative(result.T_refined, T_true))
+        rotation, translation = _norms(solutions[-1])
         row = {
             "dataset": name,
             "seed": seed,

@@ -305,7 +305,7 @@ def refine_extrinsic(
             f"camera '{camera_id}' never sees lidar '{lidar_id}' in rig '{rig.name}': no depth discontinuity "
             f"of {len(pairs)} scan(s) projects into the {intrinsics.width}x{intrinsics.height} image"
         )
-    return _refine(objective, cfg, T_initial, lambda x: _apply(x, T_initial), start)
+    return _refine(objective, cfg, lambda x: _apply(*_correction(x), T_initial), start)
 
 
 def refine_lidar_mounting(
@@ -353,23 +353,20 @@ def refine_lidar_mounting(
             "of the scans projects into their images"
         )
     T_base = rig.to_base(lidar_id)
-    return _refine(objective, cfg, T_base, lambda x: _apply_in_lidar(x, T_base), start)
+    return _refine(objective, cfg, lambda x: _apply_in_lidar(*_correction(x), T_base), start)
 
 
 def _refine(
-    objective: _Objective,
-    cfg: RefineConfig,
-    T_initial: FloatArray,
-    corrected: Callable[[FloatArray], FloatArray],
-    start: float,
+    objective: _Objective, cfg: RefineConfig, corrected: Callable[[FloatArray], FloatArray], start: float
 ) -> RefinementResult:
-    """Search, sharpness and the result; ``corrected(x)`` is the refined transform of ``x``."""
+    """Search, sharpness and the result; ``corrected(x)`` is the transform the result reports
+    for a correction ``x`` (``corrected(0)`` the initial one)."""
     free = 6 if cfg.refine_translation else 3
     x, ambiguity = _search(objective, cfg, free)
     sharpness = _sharpness(objective, x, cfg)
     return RefinementResult(
         T_refined=corrected(x),
-        T_initial=T_initial,
+        T_initial=corrected(np.zeros(6)),
         correction_rpy_deg=Rotation.from_rotvec(np.radians(x[:3])).as_euler("xyz", degrees=True),
         correction_translation_m=x[3:].copy(),
         score_before=objective.terms(np.zeros(6), level=1)[0],
@@ -493,11 +490,10 @@ class _IntensityTerm:
 class _Objective:
     """Negative standardized objective of a correction x = (rotation vector deg (3),
     translation m (3)); ``terms`` gives the raw edge score and mean mutual information.
-    ``correct(x, T)`` turns a pair's initial lidar -> camera ``T`` into the corrected one."""
+    ``correct(R, t, T)`` turns a pair's initial lidar -> camera ``T`` into the corrected one
+    (``R``, ``t``: the correction's rotation matrix and translation, ``_correction(x)``)."""
 
-    def __init__(
-        self, pairs: list[_PreparedPair], cfg: RefineConfig, correct: Callable[[FloatArray, FloatArray], FloatArray]
-    ) -> None:
+    def __init__(self, pairs: list[_PreparedPair], cfg: RefineConfig, correct: Callable[..., FloatArray]) -> None:
         self.pairs = pairs
         self.cfg = cfg
         self.correct = correct
@@ -512,9 +508,10 @@ class _Objective:
     def terms(self, x: FloatArray, level: int = 1) -> tuple[float, float]:
         """(summed edge score / total weight, mean mutual information in nats)."""
         self.evaluations += 1
+        R, t = _correction(x)  # once per evaluation, shared by every pair
         total = 0.0
         for pair in self.pairs:
-            T = self.correct(x, pair.T_initial)
+            T = self.correct(R, t, pair.T_initial)
             camera_points = pair.points @ T[:3, :3].T + T[:3, 3]
             uv, _, valid = project_camera(camera_points, pair.intrinsics)
             if valid.any():
@@ -522,7 +519,7 @@ class _Objective:
         information = 0.0
         if self.factors[1] != 0:
             for pair, term in self.with_intensity:
-                T = self.correct(x, pair.T_initial)
+                T = self.correct(R, t, pair.T_initial)
                 uv, _, valid = project_camera(term.points @ T[:3, :3].T + T[:3, 3], pair.intrinsics)
                 if valid.any():
                     information += mutual_information(term.levels, uv, term.bins, valid, self.cfg.mutual_information)
@@ -624,20 +621,27 @@ def _near_view(points: FloatArray, T: FloatArray, intrinsics: CameraIntrinsics) 
         )
 
 
-def _apply(x: FloatArray, T_initial: FloatArray) -> FloatArray:
+def _correction(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """(3, 3) rotation matrix and (3,) translation of a correction x = (rotation vector deg,
+    translation m)."""
+    return Rotation.from_rotvec(np.radians(x[:3])).as_matrix(), np.asarray(x[3:], dtype=np.float64)
+
+
+def _apply(R_corr: FloatArray, t_corr: FloatArray, T_initial: FloatArray) -> FloatArray:
     """``T_initial`` corrected in the camera frame: turned about the camera centre, moved."""
     T = T_initial.copy()
-    T[:3, :3] = Rotation.from_rotvec(np.radians(x[:3])).as_matrix() @ T_initial[:3, :3]
-    T[:3, 3] = T_initial[:3, 3] + x[3:]
+    T[:3, :3] = R_corr @ T_initial[:3, :3]
+    T[:3, 3] = T_initial[:3, 3] + t_corr
     return T
 
 
-def _apply_in_lidar(x: FloatArray, T_initial: FloatArray) -> FloatArray:
-    """``T_initial @ D``: the lidar turned about its origin and moved, in its own frame."""
-    D = np.eye(4)
-    D[:3, :3] = Rotation.from_rotvec(np.radians(x[:3])).as_matrix()
-    D[:3, 3] = x[3:]
-    return np.asarray(T_initial @ D, dtype=np.float64)
+def _apply_in_lidar(R_corr: FloatArray, t_corr: FloatArray, T_initial: FloatArray) -> FloatArray:
+    """``T_initial @ D``, D = [R_corr | t_corr]: the lidar turned about its origin and moved,
+    in its own frame."""
+    T = T_initial.copy()
+    T[:3, :3] = T_initial[:3, :3] @ R_corr
+    T[:3, 3] = T_initial[:3, :3] @ t_corr + T_initial[:3, 3]
+    return T
 
 
 #: Powell works on x / _SCALE: 0.3 degree and 3 cm are one unit.
